@@ -1,0 +1,492 @@
+"""Recipe configuration: typed defaults in code, differences in TOML.
+
+Resolution order, later wins:
+    code defaults (the dataclasses below) -> language spec (tokenizer defaults)
+    -> recipe base tables -> `[preset.<name>]` -> `--set key=value` overrides.
+
+Every key is validated: an unknown key or a wrong type raises `RecipeError`
+naming the file, the dotted key and what was expected (with a "did you mean").
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import RecipeError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RECIPES_DIR = REPO_ROOT / "recipes"
+PRESETS = ("smoke", "cpu", "paper")
+
+
+@dataclass
+class RecipeMeta:
+    """What the recipe is and which languages it covers."""
+
+    name: str = ""
+    description: str = ""
+    langs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Remote:
+    """Where files under a data-root prefix are downloaded from in normal use."""
+
+    prefix: str = ""  # e.g. "mr/mahasent-md/"
+    url: str = ""  # URL that replaces the prefix
+
+
+@dataclass
+class DataConfig:
+    """Download locations and checksums of every file the recipe reads."""
+
+    remotes: list[Remote] = field(default_factory=list)
+    sha256: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
+    max_task_rows: int = 0  # 0 = every row; >0 = first N rows of each split (smoke runs)
+
+
+@dataclass
+class Source:
+    """One pretraining text source under the data root."""
+
+    name: str = ""
+    path: str = ""  # relative to the data root; a file or a folder
+    format: str = "text"  # "mediawiki-xml" | "text" | "wikiextractor"
+    url: str = ""  # explicit URL (otherwise derived from data.remotes)
+    lang: str = ""  # defaults to the recipe's first language
+    optional: bool = False  # missing offline -> skipped, not an error
+
+
+@dataclass
+class SyntheticMix:
+    """Synthetic romanized / code-mixed text made from the native corpus (code-mixed recipes)."""
+
+    enabled: bool = False
+    romanized_share: float = 0.5
+    scheme: str = "casual"
+    english_mix: float = 0.0
+    token_switch_prob: float = 0.0
+
+
+@dataclass
+class CorpusConfig:
+    """Corpus stage: dumps and raw text to clean sentences."""
+
+    sources: list[Source] = field(default_factory=list)
+    lid: bool = True
+    lid_threshold: float = 0.5
+    min_chars: int = 20
+    dedupe: bool = True
+    max_docs_per_source: int = 0  # 0 = all
+    keep_truncated: bool = False
+    task_text: bool = False  # add the tasks' train + unlabeled text (never test) to the LM corpus
+    synthetic: SyntheticMix = field(default_factory=SyntheticMix)
+
+
+@dataclass
+class TokenizerConfig:
+    """SentencePiece settings; zero/empty values take the language spec's defaults."""
+
+    vocab_size: int = 0
+    model_type: str = ""
+    character_coverage: float = 0.0
+    max_sentences: int = 1_000_000
+    task_text: bool = True  # also train on the tasks' train text
+    seed: int = 0
+
+
+@dataclass
+class EncodeConfig:
+    """Encoding of the LM corpus."""
+
+    valid_frac: float = 0.05
+
+
+@dataclass
+class ModelSection:
+    """AWD-LSTM sizes (ULMFiT paper defaults)."""
+
+    emb_size: int = 400
+    hidden_size: int = 1152
+    n_layers: int = 3
+    drop_mult: float = 1.0
+    bptt: int = 70
+
+
+@dataclass
+class LMSection:
+    """Language-model training (pretraining or fine-tuning)."""
+
+    epochs: int = 1
+    batch_size: int = 64
+    lr: float = 1e-3
+    wd: float = 0.01
+    clip: float = 0.4
+    alpha: float = 2.0
+    beta: float = 1.0
+    max_batches_per_epoch: int = 0
+    checkpoint_minutes: float = 10.0
+
+
+@dataclass
+class PretrainConfig(LMSection):
+    """General-domain LM pretraining."""
+
+    epochs: int = 10
+    lr: float = 3e-3
+    directions: list[str] = field(default_factory=lambda: ["fwd", "bwd"])
+
+
+@dataclass
+class FinetuneLMConfig(LMSection):
+    """Target-task LM fine-tuning (discriminative LRs + STLR)."""
+
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 4e-3
+
+
+@dataclass
+class ClassifierConfig:
+    """Classifier training with the full ULMFiT schedule."""
+
+    epochs: int = 4
+    batch_size: int = 32
+    lr: float = 1e-2
+    wd: float = 0.01
+    clip: float = 0.4
+    drop_mult: float = 0.5
+    max_len: int = 1400
+    gradual_unfreezing: bool = True
+    class_weights: bool = False
+    subword_sampling: bool = False
+    max_batches_per_epoch: int = 0
+    checkpoint_minutes: float = 10.0
+
+
+@dataclass
+class EvaluateConfig:
+    """Seeds and baselines."""
+
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    baselines: list[str] = field(default_factory=lambda: ["majority", "tfidf-lr", "fasttext"])
+
+
+@dataclass
+class Task:
+    """A classification task declared by the recipe."""
+
+    name: str = ""
+    lang: str = ""
+    format: str = "csv"
+    text: str = "text"
+    label: str = "label"
+    labels: dict[str, str] = field(default_factory=dict)
+    splits: dict[str, str] = field(default_factory=dict)
+    quoting: str = "minimal"
+    on_bad_row: str = "error"
+    metric: str = "accuracy"
+    note: str = ""
+
+
+@dataclass
+class Reference:
+    """A published number to print next to ours."""
+
+    task: str = ""
+    system: str = ""
+    metric: str = "accuracy"
+    value: float = 0.0  # fraction (0..1)
+    cite: str = ""
+
+
+@dataclass
+class Runtime:
+    """Knobs that do not change results; never part of a stage fingerprint."""
+
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    workers: int = 0
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    """A fully resolved recipe."""
+
+    recipe: RecipeMeta = field(default_factory=RecipeMeta)
+    data: DataConfig = field(default_factory=DataConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    model: ModelSection = field(default_factory=ModelSection)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    finetune_lm: FinetuneLMConfig = field(default_factory=FinetuneLMConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    tasks: list[Task] = field(default_factory=list)
+    reference: list[Reference] = field(default_factory=list)
+    runtime: Runtime = field(default_factory=Runtime)
+    preset: str = "base"
+    source_file: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (JSON/TOML-able)."""
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _suggest(key: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(key, options, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(sorted(options))})"
+
+
+def _convert(value: Any, tp: Any, where: str, file: str) -> Any:
+    """Check `value` against the annotation `tp`, converting ints to floats; raise RecipeError otherwise."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise RecipeError(f"{file}: '{where}' must be a table, got {type(value).__name__}")
+        return from_dict(tp, value, file, where)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise RecipeError(f"{file}: '{where}' must be a list of {_type_name(item_tp)}, got {value!r}")
+        return [_convert(v, item_tp, f"{where}[{i}]", file) for i, v in enumerate(value)]
+    if origin is dict:
+        _, val_tp = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise RecipeError(f"{file}: '{where}' must be a table, got {value!r}")
+        return {str(k): _convert(v, val_tp, f"{where}.{k}", file) for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(f"{file}: '{where}' must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(f"{file}: '{where}' must be an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise RecipeError(f"{file}: '{where}' must be true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise RecipeError(f"{file}: '{where}' must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} at {where}")  # a bug in this file, not user input
+
+
+def from_dict(cls: type, data: dict[str, Any], file: str = "<config>", prefix: str = "") -> Any:
+    """Build dataclass `cls` from a dict, rejecting unknown keys and wrong types."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{prefix}.{key}" if prefix else key
+        if key not in names:
+            raise RecipeError(f"{file}: unknown key '{where}'{_suggest(key, names)}")
+        kwargs[key] = _convert(value, hints[key], where, file)
+    return cls(**kwargs)
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge `over` into a copy of `base` (tables merge, everything else replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_override(item: str) -> dict[str, Any]:
+    """Turn 'a.b.c=VALUE' into {'a': {'b': {'c': VALUE}}}; VALUE is a TOML literal, else a string."""
+    if "=" not in item:
+        raise RecipeError(f"--set {item!r}: expected key=value, e.g. pretrain.epochs=2")
+    key, raw = item.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def recipe_path(name_or_path: str | Path) -> Path:
+    """Find a recipe by name (recipes/<name>.toml) or by path."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" and p.exists():
+        return p
+    candidate = RECIPES_DIR / f"{name_or_path}.toml"
+    if candidate.exists():
+        return candidate
+    known = sorted(q.stem for q in RECIPES_DIR.glob("*.toml"))
+    raise RecipeError(f"unknown recipe '{name_or_path}': no file {candidate}{_suggest(str(name_or_path), known)}")
+
+
+def list_recipes() -> list[Path]:
+    """Every recipe file shipped in recipes/."""
+    return sorted(RECIPES_DIR.glob("*.toml"))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; syntax errors name the file and line."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise RecipeError(f"{path}: {e}") from None
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such file") from None
+
+
+def load_recipe(name_or_path: str | Path, preset: str | None = None,
+                overrides: list[str] | dict[str, Any] | None = None) -> Config:
+    """Load, merge and validate a recipe: defaults -> lang spec -> recipe -> preset -> overrides."""
+    from .langs import load_lang  # local import: langs imports config helpers
+
+    path = recipe_path(name_or_path)
+    raw = read_toml(path)
+    presets = raw.pop("preset", {})
+    if not isinstance(presets, dict):
+        raise RecipeError(f"{path}: 'preset' must be a table of tables")
+    for pname, ptable in presets.items():
+        if not isinstance(ptable, dict):
+            raise RecipeError(f"{path}: 'preset.{pname}' must be a table")
+        # validate each preset on its own so a typo in an unused preset is still reported
+        from_dict(Config, deep_merge(raw, ptable), str(path), "")
+    merged = raw
+    if preset and preset != "base":
+        if preset not in presets:
+            raise RecipeError(f"{path}: no preset '{preset}'{_suggest(preset, list(presets) or ['(none)'])}")
+        merged = deep_merge(raw, presets[preset])
+    if isinstance(overrides, dict):
+        merged = deep_merge(merged, overrides)
+    else:
+        for item in overrides or []:
+            merged = deep_merge(merged, parse_override(item))
+    cfg: Config = from_dict(Config, merged, str(path) if not overrides else f"{path} (with --set)", "")
+    cfg.preset = preset or "base"
+    cfg.source_file = str(path)
+    if not cfg.recipe.name:
+        cfg.recipe.name = path.stem
+    if not cfg.recipe.langs:
+        raise RecipeError(f"{path}: 'recipe.langs' must name at least one language")
+    specs = [load_lang(code, where=f"{path}: recipe.langs") for code in cfg.recipe.langs]
+    main = specs[0]
+    cfg.tokenizer.vocab_size = cfg.tokenizer.vocab_size or main.vocab_size
+    cfg.tokenizer.model_type = cfg.tokenizer.model_type or main.model_type
+    cfg.tokenizer.character_coverage = cfg.tokenizer.character_coverage or main.character_coverage
+    for task in cfg.tasks:
+        task.lang = task.lang or main.code
+        load_lang(task.lang, where=f"{path}: task '{task.name}' lang")
+    for src in cfg.corpus.sources:
+        src.lang = src.lang or main.code
+    _check_values(cfg, path)
+    return cfg
+
+
+def _check_values(cfg: Config, path: Path) -> None:
+    """Checks beyond types: enumerations and cross references."""
+    def one_of(value: str, options: tuple[str, ...], where: str) -> None:
+        if value not in options:
+            raise RecipeError(f"{path}: '{where}' is {value!r}; expected one of {', '.join(options)}")
+
+    for i, src in enumerate(cfg.corpus.sources):
+        one_of(src.format, ("mediawiki-xml", "text", "wikiextractor"), f"corpus.sources[{i}].format")
+    one_of(cfg.tokenizer.model_type, ("unigram", "bpe"), "tokenizer.model_type")
+    for d in cfg.pretrain.directions:
+        one_of(d, ("fwd", "bwd"), "pretrain.directions")
+    names = set()
+    for task in cfg.tasks:
+        if not task.name:
+            raise RecipeError(f"{path}: every [[tasks]] needs a name")
+        if task.name in names:
+            raise RecipeError(f"{path}: task '{task.name}' is declared twice")
+        names.add(task.name)
+        one_of(task.format, ("csv", "tsv"), f"tasks.{task.name}.format")
+        one_of(task.quoting, ("minimal", "none"), f"tasks.{task.name}.quoting")
+        one_of(task.on_bad_row, ("error", "skip"), f"tasks.{task.name}.on_bad_row")
+        one_of(task.metric, ("accuracy", "weighted_f1", "macro_f1"), f"tasks.{task.name}.metric")
+        for role in task.splits:
+            one_of(role, ("train", "valid", "test", "unlabeled"), f"tasks.{task.name}.splits")
+        if task.splits and "train" not in task.splits:
+            raise RecipeError(f"{path}: task '{task.name}' has no train split")
+    for ref in cfg.reference:
+        if ref.task not in names:
+            raise RecipeError(f"{path}: reference '{ref.system}' names unknown task '{ref.task}'")
+    one_of(cfg.runtime.device, ("auto", "cpu", "cuda"), "runtime.device")
+
+
+def section(cfg: Config, dotted: str) -> Any:
+    """The config value at a dotted path, as plain data (for fingerprints)."""
+    node: Any = cfg.to_dict()
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """Minimal TOML writer for resolved configs (tables, arrays of tables, scalars, lists)."""
+    lines: list[str] = []
+
+    def scalar(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{scalar(str(k))} = {scalar(x)}" for k, x in v.items()) + " }"
+        raise TypeError(type(v))
+
+    def emit(table: dict[str, Any], name: str, array: bool = False) -> None:
+        plain = {k: v for k, v in table.items()
+                 if not (isinstance(v, dict) and not _is_leaf_dict(k, v))
+                 and not (isinstance(v, list) and v and all(isinstance(x, dict) for x in v))}
+        if name:
+            lines.append(f"\n[[{name}]]" if array else f"\n[{name}]")
+        for k, v in plain.items():
+            lines.append(f"{_key(k)} = {scalar(v)}")
+        for k, v in table.items():
+            sub = f"{name}.{_key(k)}" if name else _key(k)
+            if isinstance(v, dict) and not _is_leaf_dict(k, v):
+                emit(v, sub)
+            elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+                for item in v:
+                    emit(item, sub, array=True)
+
+    emit(data, "")
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _is_leaf_dict(key: str, value: dict) -> bool:
+    # string->string maps (labels, splits, sha256) are written inline
+    return all(not isinstance(v, (dict, list)) for v in value.values()) and key in ("labels", "splits", "sha256")
+
+
+def _key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else '"' + k + '"'
+

@@ -1,0 +1,330 @@
+"""The stage engine: content-addressed, resumable, atomic stages.
+
+A stage's fingerprint is a hash of its name, its version, the config sections
+it reads and its upstream stages' fingerprints (a Merkle chain: data is never
+rehashed). Layout under the work directory:
+
+    store/<stage>/<fp12>/            finished output, immutable, with _stage.json
+    store/<stage>/<fp12>.partial/    in progress (training checkpoints live here)
+    runs/<recipe>-<preset>/          run.json, config.resolved.toml, NN-<stage> links
+
+A stage whose `store/<stage>/<fp12>/` exists is done and skipped. Otherwise it
+runs in `.partial/` (reusing what a crashed run left there, so training resumes
+from its last checkpoint) and is renamed into place only on success.
+No ML code lives here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__
+from .atomic import write_json
+from .config import Config, section, to_toml
+from .errors import StageError
+from .paths import Paths
+
+log = logging.getLogger("ulmfit_multi")
+META = "_stage.json"
+
+
+@dataclass
+class StageContext:
+    """What a stage function sees: config, locations, its output dir and its inputs."""
+
+    cfg: Config
+    paths: Paths
+    stage: str
+    out: Path
+    inputs: dict[str, Path]
+    fingerprint: str
+
+    @property
+    def progress(self) -> bool:
+        """Whether to show progress bars."""
+        return self.cfg.runtime.progress
+
+    def input(self, name: str) -> Path:
+        """The finished output directory of upstream stage `name`."""
+        if name not in self.inputs:
+            raise StageError(f"stage '{self.stage}' asked for '{name}', which is not one of its inputs")
+        return self.inputs[name]
+
+
+@dataclass
+class Stage:
+    """One named pipeline step: a function of a StageContext."""
+
+    name: str
+    fn: Callable[[StageContext], dict[str, Any] | None]
+    reads: tuple[str, ...]
+    after: tuple[str, ...] = ()
+    version: int = 1
+    still_valid: Callable[[Path], bool] | None = None  # e.g. fetched files still there
+
+    @property
+    def doc(self) -> str:
+        """First line of the stage function's docstring."""
+        return (self.fn.__doc__ or self.name).strip().splitlines()[0]
+
+
+@dataclass
+class StageResult:
+    """What happened to one stage in a run."""
+
+    name: str
+    status: str  # "skipped" | "ran" | "failed" | "not run"
+    fingerprint: str
+    path: Path
+    seconds: float = 0.0
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+
+@dataclass
+class RunResult:
+    """The outcome of running a recipe's stages."""
+
+    run_dir: Path
+    stages: list[StageResult]
+
+    def __getitem__(self, name: str) -> StageResult:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+def canonical_json(obj: Any) -> str:
+    """Stable JSON used for hashing."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def fingerprint(stage: Stage, cfg: Config, upstream: dict[str, str]) -> str:
+    """sha256 over the stage name, version, the config it reads and its inputs' fingerprints."""
+    payload = {
+        "stage": stage.name,
+        "version": stage.version,
+        "config": {key: section(cfg, key) for key in stage.reads},
+        "inputs": {name: upstream[name] for name in stage.after},
+    }
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def compute_fingerprints(stages: list[Stage], cfg: Config) -> dict[str, str]:
+    """Fingerprint of every stage, in order."""
+    fps: dict[str, str] = {}
+    for st in stages:
+        missing = [a for a in st.after if a not in fps]
+        if missing:
+            raise StageError(f"stage '{st.name}' depends on {missing}, which come later or don't exist")
+        fps[st.name] = fingerprint(st, cfg, fps)
+    return fps
+
+
+def store_dir(paths: Paths, stage: str, fp: str) -> Path:
+    """Where a finished stage output lives."""
+    return paths.work_dir / "store" / stage / fp[:12]
+
+
+def run_dir_for(paths: Paths, cfg: Config) -> Path:
+    """The human-readable run folder of a recipe and preset."""
+    return paths.work_dir / "runs" / f"{cfg.recipe.name}-{cfg.preset}"
+
+
+def stage_status(stages: list[Stage], cfg: Config, paths: Paths) -> list[tuple[str, str, str]]:
+    """(stage, status, fp12) for each stage: done, partial or missing."""
+    fps = compute_fingerprints(stages, cfg)
+    rows = []
+    for st in stages:
+        d = store_dir(paths, st.name, fps[st.name])
+        status = "done" if d.exists() else "partial" if d.with_name(d.name + ".partial").exists() else "missing"
+        rows.append((st.name, status, fps[st.name][:12]))
+    return rows
+
+
+def select(stages: list[Stage], *, from_stage: str | None, only: str | None, until: str | None,
+           force: bool) -> tuple[list[Stage], set[str]]:
+    """Which stages to consider and which to force, from --from/--only/--until/--force."""
+    names = [s.name for s in stages]
+    for flag, value in (("--from", from_stage), ("--only", only), ("--until", until)):
+        if value is not None and value not in names:
+            raise StageError(f"{flag} {value!r}: no such stage; stages are {', '.join(names)}")
+    if only is not None:
+        return [s for s in stages if s.name == only], {only} if force else set()
+    start = names.index(from_stage) if from_stage else 0
+    stop = names.index(until) + 1 if until else len(names)
+    chosen = stages[:stop]
+    if from_stage:
+        forced = set(names[start:stop])
+    elif force:
+        forced = set(names[:stop])
+    else:
+        forced = set()
+    return chosen, forced
+
+
+def run_stages(stages: list[Stage], cfg: Config, paths: Paths, *, from_stage: str | None = None,
+               only: str | None = None, until: str | None = None, force: bool = False) -> RunResult:
+    """Run (or skip) the stages in order; returns what happened to each."""
+    chosen, forced = select(stages, from_stage=from_stage, only=only, until=until, force=force)
+    fps = compute_fingerprints(stages, cfg)
+    run_dir = run_dir_for(paths, cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "config.resolved.toml.tmp", "w", encoding="utf-8") as f:
+        f.write(f"# resolved from {cfg.source_file}, preset {cfg.preset}\n")
+        f.write(to_toml(cfg.to_dict()))
+    os.replace(run_dir / "config.resolved.toml.tmp", run_dir / "config.resolved.toml")
+    by_name = {s.name: s for s in stages}
+    results: list[StageResult] = []
+    for index, st in enumerate(stages):
+        if st not in chosen:
+            continue
+        fp = fps[st.name]
+        done = store_dir(paths, st.name, fp)
+        inputs = {}
+        for dep in st.after:
+            dep_dir = store_dir(paths, dep, fps[dep])
+            if not dep_dir.exists():
+                raise StageError(
+                    f"stage '{st.name}' needs '{dep}' ({fps[dep][:12]}), which has not been run: "
+                    f"run `ulmfit-multi recipe {cfg.recipe.name} --preset {cfg.preset} --until {dep}` first")
+            inputs[dep] = dep_dir
+        label = f"[{index + 1:02d} {st.name}]"
+        valid = done.exists() and (st.still_valid is None or st.still_valid(done))
+        if valid and st.name not in forced:
+            log.info("%s skip %s", label, fp[:12])
+            results.append(StageResult(st.name, "skipped", fp, done, summary=_read_summary(done)))
+            _link(run_dir, index, st.name, done)
+            continue
+        log.info("%s run %s", label, fp[:12])
+        result = _run_one(st, by_name, cfg, paths, fp, done, inputs, fresh=st.name in forced)
+        results.append(result)
+        _link(run_dir, index, st.name, done)
+        _write_run_json(run_dir, cfg, results)
+        log.info("%s done in %.1fs", label, result.seconds)
+    _write_run_json(run_dir, cfg, results)
+    return RunResult(run_dir, results)
+
+
+def _run_one(st: Stage, by_name: dict[str, Stage], cfg: Config, paths: Paths, fp: str, done: Path,
+             inputs: dict[str, Path], fresh: bool) -> StageResult:
+    partial = done.with_name(done.name + ".partial")
+    if fresh and partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    ctx = StageContext(cfg=cfg, paths=paths, stage=st.name, out=partial, inputs=inputs, fingerprint=fp)
+    started = time.time()
+    summary = st.fn(ctx) or {}
+    seconds = time.time() - started
+    meta = {
+        "stage": st.name,
+        "fingerprint": fp,
+        "version": st.version,
+        "recipe": cfg.recipe.name,
+        "preset": cfg.preset,
+        "config": {key: section(cfg, key) for key in st.reads},
+        "inputs": {name: {"fingerprint": store_path.name, "path": str(store_path)} for name, store_path in inputs.items()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "seconds": round(seconds, 3),
+        "summary": summary,
+        "outputs": _list_outputs(partial),
+        "environment": environment(),
+    }
+    write_json(partial / META, meta)
+    aside = done.with_name(done.name + ".old")
+    if done.exists():
+        if aside.exists():
+            shutil.rmtree(aside)
+        os.replace(done, aside)
+    os.replace(partial, done)
+    if aside.exists():
+        shutil.rmtree(aside)
+    return StageResult(st.name, "ran", fp, done, seconds=seconds, summary=summary)
+
+
+def _read_summary(done: Path) -> dict[str, Any]:
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads((done / META).read_text(encoding="utf-8")).get("summary", {})
+    return {}
+
+
+def _list_outputs(directory: Path) -> list[dict[str, Any]]:
+    out = []
+    for p in sorted(directory.rglob("*")):
+        if p.is_file() and p.name != META and "ckpt" not in p.parts:
+            out.append({"path": str(p.relative_to(directory)), "bytes": p.stat().st_size})
+    return out
+
+
+def _link(run_dir: Path, index: int, name: str, target: Path) -> None:
+    link = run_dir / f"{index + 1:02d}-{name}"
+    with contextlib.suppress(FileNotFoundError):
+        link.unlink()
+    rel = os.path.relpath(target, run_dir)
+    try:
+        link.symlink_to(rel, target_is_directory=True)
+    except OSError:  # filesystems without symlinks: record the path instead
+        link.with_suffix(".path").write_text(str(target), encoding="utf-8")
+
+
+def _write_run_json(run_dir: Path, cfg: Config, results: list[StageResult]) -> None:
+    write_json(run_dir / "run.json", {
+        "recipe": cfg.recipe.name,
+        "preset": cfg.preset,
+        "source_file": cfg.source_file,
+        "stages": [{"name": r.name, "status": r.status, "fingerprint": r.fingerprint[:12], "path": str(r.path),
+                    "seconds": round(r.seconds, 3)} for r in results],
+        "environment": environment(),
+    })
+
+
+_ENV_CACHE: dict[str, Any] = {}
+
+
+def environment() -> dict[str, Any]:
+    """Code and library versions, host and hardware, recorded in every artifact's metadata."""
+    if _ENV_CACHE:
+        return dict(_ENV_CACHE)
+    env: dict[str, Any] = {
+        "ulmfit_multi": __version__,
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "cpu_count": os.cpu_count(),
+    }
+    for mod in ("torch", "numpy", "sentencepiece", "sklearn"):
+        with contextlib.suppress(Exception):
+            env[mod] = __import__(mod).__version__
+    with contextlib.suppress(Exception):
+        import torch
+
+        env["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    _ENV_CACHE.update(env)
+    return dict(env)
+
+
+def git_commit() -> str:
+    """The repository's commit (with '+dirty' when the tree has changes), or '' outside git."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return f"{sha}+dirty" if sha and dirty else sha
