@@ -1,0 +1,278 @@
+"""The `ulmfit-multi` command: a thin typed shell over the Python API.
+
+    ulmfit-multi langs | recipes
+    ulmfit-multi recipe mr --preset smoke --mirror ../shared/data
+    ulmfit-multi pretrain mr --preset cpu            # one stage (and what it needs)
+    ulmfit-multi status mr --preset smoke
+    ulmfit-multi predict RUN_DIR "text" ...
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+from .errors import UlmfitError
+
+app = typer.Typer(name="ulmfit-multi", no_args_is_help=True, add_completion=False,
+                  help="ULMFiT for low-resource and code-mixed Indic text classification.")
+
+PresetOpt = Annotated[str, typer.Option("--preset", "-p", help="Recipe preset: smoke, cpu, paper (or base).")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a config key: --set pretrain.epochs=2")]
+MirrorOpt = Annotated[Optional[Path], typer.Option(help="Read-only mirror folder, looked in first.",
+                                                   envvar="ULMFIT_MULTI_MIRROR")]
+DataOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Where downloads land.", envvar="ULMFIT_MULTI_DATA")]
+WorkOpt = Annotated[Optional[Path], typer.Option("--work-dir", help="Store and runs folder.", envvar="ULMFIT_MULTI_WORK")]
+DeviceOpt = Annotated[Optional[str], typer.Option(help="cpu, cuda or auto (default: the recipe's runtime.device).")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Recompute the selected stages even if finished.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def user_errors(fn):
+    """Turn user errors (bad recipe, bad data) into one red line and exit code 2."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UlmfitError as e:
+            typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=2) from None
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ulmfit-multi {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """ULMFiT for low-resource and code-mixed Indic text classification."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", force=True)
+
+
+@app.command()
+@user_errors
+def langs() -> None:
+    """List the language specs in langs/."""
+    from .langs import all_langs
+
+    typer.echo(f"{'code':<5} {'name':<10} {'scripts':<10} {'wiki':<8} {'task text':<10} {'vocab':>6}")
+    for spec in all_langs():
+        typer.echo(f"{spec.code:<5} {spec.name:<10} {','.join(spec.scripts):<10} {spec.wiki:<8} "
+                   f"{spec.task_text:<10} {spec.vocab_size:>6}")
+
+
+@app.command()
+@user_errors
+def recipes() -> None:
+    """List the recipes in recipes/ with their languages, tasks and presets."""
+    from .config import list_recipes, read_toml
+
+    for path in list_recipes():
+        raw = read_toml(path)
+        langs_ = ",".join(raw.get("recipe", {}).get("langs", []))
+        tasks = ",".join(t.get("name", "?") for t in raw.get("tasks", []))
+        presets = ",".join(raw.get("preset", {}))
+        typer.echo(f"{path.stem:<6} langs={langs_:<8} presets={presets:<16} tasks={tasks}")
+
+
+@app.command()
+@user_errors
+def recipe(
+    name: Annotated[str, typer.Argument(help="Recipe name (recipes/<name>.toml) or path.")],
+    preset: PresetOpt = "smoke",
+    set_: SetOpt = None,
+    from_stage: Annotated[Optional[str], typer.Option("--from", help="Rerun from this stage on.")] = None,
+    only: Annotated[Optional[str], typer.Option(help="Run only this stage (its inputs must exist).")] = None,
+    until: Annotated[Optional[str], typer.Option(help="Stop after this stage.")] = None,
+    force: ForceOpt = False,
+    mirror: MirrorOpt = None,
+    data_dir: DataOpt = None,
+    work_dir: WorkOpt = None,
+    device: DeviceOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run a recipe end to end; finished stages are skipped."""
+    from .pipeline import run_recipe
+
+    result = run_recipe(name, preset=preset, overrides=set_ or [], mirror=mirror, data_dir=data_dir,
+                        work_dir=work_dir, from_stage=from_stage, only=only, until=until, force=force,
+                        device=device, progress=not quiet)
+    _print_run(result)
+
+
+def _print_run(result) -> None:
+    for st in result.stages:
+        typer.echo(f"  {st.name:<12} {st.status:<8} {st.fingerprint[:12]}  {st.seconds:8.1f}s")
+    typer.echo(f"run folder: {result.run_dir}")
+    table = result.run_dir / "10-table" / "results.md"
+    if table.exists():
+        typer.echo(table.read_text(encoding="utf-8"))
+
+
+def _stage_command(stage_name: str, doc: str):
+    def command(
+        name: Annotated[str, typer.Argument(help="Recipe name or path.")],
+        preset: PresetOpt = "smoke",
+        set_: SetOpt = None,
+        force: ForceOpt = False,
+        mirror: MirrorOpt = None,
+        data_dir: DataOpt = None,
+        work_dir: WorkOpt = None,
+        device: DeviceOpt = None,
+        quiet: QuietOpt = False,
+    ) -> None:
+        from .pipeline import run_recipe
+
+        if force:  # finish what it needs first, then recompute this stage alone
+            run_recipe(name, preset=preset, overrides=set_ or [], mirror=mirror, data_dir=data_dir,
+                       work_dir=work_dir, until=stage_name, device=device, progress=not quiet)
+            result = run_recipe(name, preset=preset, overrides=set_ or [], mirror=mirror, data_dir=data_dir,
+                                work_dir=work_dir, only=stage_name, force=True, device=device, progress=not quiet)
+        else:
+            result = run_recipe(name, preset=preset, overrides=set_ or [], mirror=mirror, data_dir=data_dir,
+                                work_dir=work_dir, until=stage_name, device=device, progress=not quiet)
+        _print_run(result)
+
+    command = user_errors(command)
+    command.__doc__ = f"{doc} (recipe stage '{stage_name}', runs missing upstream stages first)"
+    return command
+
+
+def _register_stage_commands() -> None:
+    from .pipeline import STAGES
+
+    for st in STAGES:
+        cli_name = st.name.replace("_", "-")
+        if cli_name in ("pretrain", "table"):
+            continue  # these have richer commands below
+        app.command(name=cli_name)(_stage_command(st.name, st.doc))
+        if st.name == "classifier":
+            app.command(name="train-classifier", hidden=True)(_stage_command(st.name, st.doc))
+
+
+@app.command()
+@user_errors
+def pretrain(
+    name: Annotated[Optional[str], typer.Argument(help="Recipe name (omit with --langs).")] = None,
+    langs_: Annotated[Optional[str], typer.Option("--langs", help="Comma-separated languages, spread over Ray.")] = None,
+    preset: PresetOpt = "smoke",
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+    mirror: MirrorOpt = None,
+    data_dir: DataOpt = None,
+    work_dir: WorkOpt = None,
+    device: DeviceOpt = None,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local Ray).")] = None,
+    gpus_per_lang: Annotated[float, typer.Option(help="GPUs per language (0 on CPU-only clusters).")] = 1.0,
+    max_retries: Annotated[int, typer.Option(help="Retries for a failed or lost worker.")] = 2,
+    quiet: QuietOpt = False,
+) -> None:
+    """Pretrain the LMs of one recipe, or of several languages at once on Ray (--langs)."""
+    if langs_:
+        from .distributed import pretrain_many
+
+        summary = pretrain_many([c.strip() for c in langs_.split(",") if c.strip()], preset=preset,
+                                overrides=set_ or [], mirror=mirror, data_dir=data_dir, work_dir=work_dir,
+                                address=address, gpus_per_lang=gpus_per_lang, max_retries=max_retries)
+        failed = [r for r in summary if r["status"] != "ok"]
+        raise typer.Exit(code=1 if failed else 0)
+    if not name:
+        raise typer.BadParameter("give a recipe name or --langs")
+    _stage_command("pretrain", "Pretrain")(name, preset, set_, force, mirror, data_dir, work_dir, device, quiet)
+
+
+@app.command()
+@user_errors
+def status(name: Annotated[str, typer.Argument(help="Recipe name or path.")], preset: PresetOpt = "smoke",
+           set_: SetOpt = None, work_dir: WorkOpt = None) -> None:
+    """Show which stages of a recipe are done, partial or missing."""
+    from .config import load_recipe
+    from .paths import Paths
+    from .pipeline import STAGES
+    from .stages import stage_status
+
+    cfg = load_recipe(name, preset, set_ or [])
+    for stage, state, fp in stage_status(STAGES, cfg, Paths.resolve(work_dir=work_dir)):
+        typer.echo(f"  {stage:<12} {state:<8} {fp}")
+
+
+@app.command()
+@user_errors
+def table(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (work/runs/<recipe>-<preset>) to gather.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results"),
+    title: Annotated[str, typer.Option(help="Table title.")] = "ULMFiT results",
+) -> None:
+    """Gather results of one or more runs into Markdown, CSV, JSON and LaTeX tables."""
+    from .tables_gather import gather_runs
+
+    written = gather_runs(runs, out, title=title)
+    for kind, path in written.items():
+        typer.echo(f"{kind}: {path}")
+
+
+@app.command()
+@user_errors
+def predict(
+    run: Annotated[Path, typer.Argument(help="Run folder (work/runs/<recipe>-<preset>).")],
+    texts: Annotated[list[str], typer.Argument(help="Texts to classify.")],
+    task: Annotated[Optional[str], typer.Option(help="Task name (default: the first).")] = None,
+    seed: Annotated[int, typer.Option(help="Which seed's classifiers to use.")] = 0,
+) -> None:
+    """Classify texts with a trained run's forward+backward ensemble."""
+    from .predict import Predictor
+
+    predictor = Predictor.from_run(run, task=task, seed=seed)
+    for text, (label, prob) in zip(texts, predictor.predict(texts)):
+        typer.echo(f"{label}\t{prob:.3f}\t{text}")
+
+
+@app.command()
+@user_errors
+def lid(texts: Annotated[list[str], typer.Argument(help="Texts to identify.")],
+        lang: Annotated[str, typer.Option(help="Expected language, for token tags.")] = "ta") -> None:
+    """Language ID per text (fastText lid.176) and per token (script + romanized tags)."""
+    from .corpus.lid import LanguageIdentifier
+    from .corpus.script import tag_languages
+
+    ident = LanguageIdentifier()
+    for text, (code, prob) in zip(texts, ident.predict(list(texts))):
+        tags = " ".join(f"{tok}/{tag}" for tok, tag in tag_languages(text, lang))
+        typer.echo(f"{code}\t{prob:.2f}\t{tags}")
+
+
+bench_app = typer.Typer(help="Speed benchmarks (print figures; never part of the tests).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("lm")
+@user_errors
+def bench_lm_cmd(
+    vocab: int = 8000, emb: int = 256, hidden: int = 512, layers: int = 3, bptt: int = 70, bs: int = 32,
+    steps: int = 20, device: str = "cpu",
+) -> None:
+    """LM training tokens/s (forward, backward, optimizer) and peak memory vs a plain nn.LSTM stack."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from bench_lm import bench_lm  # type: ignore[import-not-found]
+
+    bench_lm(vocab=vocab, emb=emb, hidden=hidden, layers=layers, bptt=bptt, bs=bs, steps=steps, device=device)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
+
+
+_register_stage_commands()

@@ -1,0 +1,82 @@
+"""Classify new texts with a finished run's classifiers (forward + backward ensemble).
+
+    from ulmfit_multi.predict import Predictor
+    p = Predictor.from_run("work/runs/mr-smoke", task="mahasent-gt")
+    p.predict(["हा चित्रपट खूप छान आहे"])   # [("positive", 0.83)]
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .atomic import read_json
+from .errors import StageError
+
+
+@dataclass
+class Predictor:
+    """A tokenizer plus one classifier per direction, and the class names."""
+
+    tokenizer: Any
+    models: dict[str, Any]
+    classes: list[str]
+    max_len: int
+    device: str = "cpu"
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, *, task: str | None = None, seed: int = 0,
+                 device: str = "cpu") -> "Predictor":
+        """Load the tokenizer and the classifiers of `task` (default: the first task) from a run folder."""
+        import torch
+
+        from .model import build_classifier
+        from .pipeline import _lm_config  # one place builds model configs from a recipe
+        from .config import Config, from_dict
+        from .tokenizer import Tokenizer
+        from .tables_gather import _stage_dir
+
+        run_dir = Path(run_dir)
+        raw = tomllib.loads((run_dir / "config.resolved.toml").read_text(encoding="utf-8"))
+        cfg: Config = from_dict(Config, raw, str(run_dir / "config.resolved.toml"))
+        task = task or (cfg.tasks[0].name if cfg.tasks else None)
+        if task is None:
+            raise StageError(f"{run_dir}: this recipe has no classification task")
+        tdir = _stage_dir(run_dir, "encode") / "tasks" / task
+        if not tdir.exists():
+            raise StageError(f"{run_dir}: no task '{task}'; tasks are {[t.name for t in cfg.tasks]}")
+        classes = read_json(tdir / "task.json")["classes"]
+        tok = Tokenizer.load(_stage_dir(run_dir, "tokenizer"))
+        models = {}
+        for direction in cfg.pretrain.directions:
+            weights = _stage_dir(run_dir, "classifier") / task / direction / f"seed{seed}" / "model.pt"
+            if not weights.exists():
+                raise StageError(f"{weights}: no trained classifier (run the classifier stage)")
+            model = build_classifier(_lm_config(cfg, tok.vocab_size, cfg.classifier.drop_mult), len(classes),
+                                     bptt=cfg.model.bptt, max_len=cfg.classifier.max_len)
+            model.load_state_dict(torch.load(weights, map_location="cpu"))
+            models[direction] = model.to(device).eval()
+        return cls(tok, models, classes, cfg.classifier.max_len, device)
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Ensembled class probabilities, shape (len(texts), n_classes)."""
+        from .pipeline import prepare_text
+        from .tokens import ClassifierBatches
+        from .train import predict_proba
+
+        docs = [d or [self.tokenizer.eos_id] for d in self.tokenizer.encode([prepare_text(t) for t in texts])]
+        probas = []
+        for direction, model in self.models.items():
+            batches = ClassifierBatches(docs, None, 64, shuffle=False, max_len=self.max_len,
+                                        backwards=direction == "bwd")
+            probas.append(predict_proba(model, batches, device=self.device))
+        return np.mean(probas, axis=0)
+
+    def predict(self, texts: list[str]) -> list[tuple[str, float]]:
+        """(class name, probability) for each text."""
+        proba = self.predict_proba(texts)
+        return [(self.classes[i], float(p[i])) for i, p in zip(proba.argmax(1), proba)]

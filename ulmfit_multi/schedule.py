@@ -1,0 +1,37 @@
+"""ULMFiT learning-rate schedules as pure functions (Howard & Ruder 2018, arXiv 1801.06146, section 3)."""
+
+from __future__ import annotations
+
+import math
+
+
+def stlr(step: int, total_steps: int, lr_max: float, cut_frac: float = 0.1, ratio: float = 32) -> float:
+    """Slanted triangular learning rate, paper eq. 3: rises for cut_frac*T steps, then decays to lr_max/ratio.
+
+    cut = floor(T * cut_frac); p = t/cut before the cut, else 1 - (t-cut)/(cut*(1/cut_frac - 1));
+    lr = lr_max * (1 + p*(ratio-1)) / ratio. A cycle shorter than 1/cut_frac steps uses cut = 1.
+    """
+    cut = max(1, math.floor(total_steps * cut_frac))
+    if step < cut:
+        p = step / cut
+    else:
+        p = 1 - (step - cut) / (cut * (1 / cut_frac - 1))
+    p = max(p, 0.0)  # past T (only reachable with the cut=1 fallback): stay at lr_max/ratio
+    return lr_max * (1 + p * (ratio - 1)) / ratio
+
+
+def discriminative_lrs(lr: float, n_groups: int, factor: float = 2.6) -> list[float]:
+    """Per-group lrs bottom to top: the top group gets `lr`, the group k below it lr/factor**k."""
+    return [lr / factor ** (n_groups - 1 - i) for i in range(n_groups)]
+
+
+def unfreeze_plan(n_groups: int, epochs: int) -> list[int]:
+    """Trainable top groups per epoch: 1, 2, ... one more each epoch; the last epoch always trains all.
+
+    With the classifier's 5 groups and 4 epochs this is [1, 2, 3, 5], exactly fastai's ULMFiT recipe
+    (freeze, freeze_to(-2), freeze_to(-3), unfreeze); with more epochs it is 1, 2, ..., n, n, ...
+    """
+    plan = [min(e + 1, n_groups) for e in range(epochs)]
+    if plan:
+        plan[-1] = n_groups
+    return plan
