@@ -438,7 +438,15 @@ def _check_values(cfg: Config, path: Path) -> None:
 
 
 def section(cfg: Config, dotted: str) -> Any:
-    """The config value at a dotted path, as plain data (for fingerprints)."""
+    """The config value at a dotted path, as plain data (for fingerprints).
+
+    The pseudo-section "langs" is the content of the recipe's language specs, so that editing
+    langs/<code>.toml reruns the stages that depend on it.
+    """
+    if dotted == "langs":
+        from .langs import load_lang
+
+        return [dataclasses.asdict(load_lang(code)) for code in cfg.recipe.langs]
     node: Any = cfg.to_dict()
     for part in dotted.split("."):
         node = node[part]

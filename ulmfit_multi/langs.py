@@ -33,6 +33,7 @@ class LangSpec:
     character_coverage: float = 0.9995
     model_type: str = "unigram"
     lid_code: str = ""  # label in fastText lid.176 (defaults to code)
+    lid_accept: list[str] = field(default_factory=list)  # other lid.176 labels accepted as this language
 
 
 def lang_files() -> list[Path]:

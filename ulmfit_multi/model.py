@@ -13,6 +13,7 @@ the LSTM is causal), so SentenceEncoder masks per document instead of relying on
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
 from dataclasses import dataclass
@@ -109,9 +110,12 @@ class EmbeddingDropout(nn.Module):
 
     def forward(self, words: Tensor) -> Tensor:  # (bs, T) -> (bs, T, emb)
         w = self.emb.weight
+        out = F.embedding(words, w, self.emb.padding_idx)
         if self.training and self.embed_p != 0.0:
-            w = w * dropout_mask(w.detach(), (w.size(0), 1), self.embed_p)
-        return F.embedding(words, w, self.emb.padding_idx)
+            # same as embedding (weight * row_mask), but scales only the looked-up rows, not all vocab rows
+            row_mask = dropout_mask(w.detach(), (w.size(0), 1), self.embed_p)
+            out = out * F.embedding(words, row_mask)
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,8 +167,13 @@ class AWDLSTM(nn.Module):
         self._change_hidden(bs, emb)
         out = self.input_dp(self.encoder_dp(x))  # (bs, T, emb)
         raw_outputs, outputs, new_hidden = [], [], []
+        # Under CUDA autocast the fused LSTM would run in float16 (even when bf16 is asked for), and
+        # fp16 without loss scaling underflows; the LSTMs run in fp32, the embedding and decoder in bf16.
+        no_amp = torch.autocast("cuda", enabled=False) if x.is_cuda and torch.is_autocast_enabled("cuda") else contextlib.nullcontext()
+        out = out.float()
         for i, (rnn, hid_dp) in enumerate(zip(self.rnns, self.hidden_dps)):
-            out, h = rnn(out, self.hidden[i])  # (bs, T, size_i)
+            with no_amp:
+                out, h = rnn(out, self.hidden[i])  # (bs, T, size_i)
             new_hidden.append(h)
             raw_outputs.append(out)
             if i != len(self.rnns) - 1:

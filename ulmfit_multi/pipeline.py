@@ -180,7 +180,7 @@ def corpus(ctx: StageContext) -> dict[str, Any]:
         lang = load_lang(code)
         summary[code] = build_corpus(
             specs, ctx.out / code, lang=lang.lid_code, normalizer_lang=lang.normalizer or None, lid=c.lid,
-            lid_threshold=c.lid_threshold, min_chars=c.min_chars, dedupe=c.dedupe,
+            lid_threshold=c.lid_threshold, lid_accept=tuple(lang.lid_accept), min_chars=c.min_chars, dedupe=c.dedupe,
             max_docs_per_source=c.max_docs_per_source, keep_truncated=c.keep_truncated,
             workers=cfg.runtime.workers, progress=ctx.progress)
     if c.synthetic.enabled:
@@ -530,7 +530,7 @@ def table(ctx: StageContext) -> dict[str, Any]:
 
 STAGES: list[Stage] = [
     Stage("fetch", fetch, reads=("data", "corpus.sources", "tasks"), still_valid=_fetch_still_valid),
-    Stage("corpus", corpus, reads=("recipe.langs", "corpus", "data.max_task_rows"), after=("fetch",)),
+    Stage("corpus", corpus, reads=("langs", "corpus", "data.max_task_rows"), after=("fetch",)),
     Stage("tokenizer", tokenizer, reads=("tokenizer", "data.max_task_rows"), after=("fetch", "corpus")),
     Stage("encode", encode, reads=("encode", "data.max_task_rows", "tasks"), after=("fetch", "corpus", "tokenizer")),
     Stage("pretrain", pretrain, reads=("model", "pretrain", "encode"), after=("encode",)),

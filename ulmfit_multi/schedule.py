@@ -9,14 +9,16 @@ def stlr(step: int, total_steps: int, lr_max: float, cut_frac: float = 0.1, rati
     """Slanted triangular learning rate, paper eq. 3: rises for cut_frac*T steps, then decays to lr_max/ratio.
 
     cut = floor(T * cut_frac); p = t/cut before the cut, else 1 - (t-cut)/(cut*(1/cut_frac - 1));
-    lr = lr_max * (1 + p*(ratio-1)) / ratio. A cycle shorter than 1/cut_frac steps uses cut = 1.
+    lr = lr_max * (1 + p*(ratio-1)) / ratio. Two guards the paper leaves implicit: a cycle shorter than
+    1/cut_frac steps uses cut = 1, and p is clamped at 0, since with the floor the decay reaches
+    lr_max/ratio at t = cut/cut_frac <= T and would otherwise keep falling (even below zero).
     """
     cut = max(1, math.floor(total_steps * cut_frac))
     if step < cut:
         p = step / cut
     else:
         p = 1 - (step - cut) / (cut * (1 / cut_frac - 1))
-    p = max(p, 0.0)  # past T (only reachable with the cut=1 fallback): stay at lr_max/ratio
+    p = max(p, 0.0)
     return lr_max * (1 + p * (ratio - 1)) / ratio
 
 

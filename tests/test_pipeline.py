@@ -1,0 +1,169 @@
+"""End to end: a tiny recipe over an in-code mirror (MediaWiki dump + MahaSent-style CSVs), run twice."""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import random
+from pathlib import Path
+
+import pytest
+
+from ulmfit_multi.pipeline import STAGE_NAMES, run_recipe
+
+WORDS = {
+    "positive": ["छान", "सुंदर", "आवडला", "उत्तम", "मस्त", "आनंद"],
+    "negative": ["वाईट", "कंटाळवाणा", "खराब", "राग", "दुःख", "निराशा"],
+    "neutral": ["आज", "शहर", "बातमी", "सरकार", "पाऊस", "रस्ता"],
+}
+FILLER = "हा तो ती आहे होता चित्रपट गोष्ट लोक घर पाणी शाळा काम दिवस वेळ गाव देश भाषा मराठी".split()
+
+
+def _sentence(rng: random.Random, label: str | None = None) -> str:
+    words = [rng.choice(FILLER) for _ in range(rng.randint(5, 12))]
+    if label:
+        for _ in range(2):
+            words.insert(rng.randrange(len(words)), rng.choice(WORDS[label]))
+    return " ".join(words)
+
+
+def _dump(path: Path, rng: random.Random) -> None:
+    pages = []
+    for i in range(40):
+        body = "\n\n".join(" ".join(_sentence(rng, rng.choice(list(WORDS))) + "." for _ in range(6)) for _ in range(3))
+        pages.append(f"""  <page>
+    <title>लेख {i}</title>
+    <ns>0</ns>
+    <id>{i + 1}</id>
+    <revision>
+      <id>{100 + i}</id>
+      <text xml:space="preserve">'''लेख {i}''' {{{{माहितीचौकट|नाव=x}}}} [[दुवा|{FILLER[i % len(FILLER)]}]] {body}
+[[वर्ग:चाचणी]]</text>
+    </revision>
+  </page>""")
+    xml = f"""<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="mr">
+  <siteinfo>
+    <sitename>विकिपीडिया</sitename>
+    <dbname>mrwiki</dbname>
+    <namespaces>
+      <namespace key="0" case="first-letter" />
+      <namespace key="6" case="first-letter">चित्र</namespace>
+      <namespace key="14" case="first-letter">वर्ग</namespace>
+    </namespaces>
+  </siteinfo>
+{chr(10).join(pages)}
+</mediawiki>
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bz2.compress(xml.encode("utf-8")))
+
+
+def _task_csv(path: Path, rng: random.Random, n: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    codes = {"negative": "-1", "neutral": "0", "positive": "1"}
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["", "marathi_sentence", "label"])  # MahaSent_MR layout: unnamed index column
+        for i in range(n):
+            label = list(WORDS)[i % 3]
+            w.writerow([i, _sentence(rng, label), codes[label]])
+
+
+RECIPE = """
+[recipe]
+langs = ["mr"]
+
+[[corpus.sources]]
+name = "wiki"
+format = "mediawiki-xml"
+path = "mr/wiki/tiny.xml.bz2"
+
+[corpus]
+lid = false
+min_chars = 5
+
+[tokenizer]
+vocab_size = 200
+max_sentences = 5000
+
+[model]
+emb_size = 16
+hidden_size = 24
+n_layers = 2
+bptt = 16
+
+[pretrain]
+epochs = 1
+batch_size = 8
+max_batches_per_epoch = 20
+
+[finetune_lm]
+epochs = 1
+batch_size = 8
+max_batches_per_epoch = 10
+
+[classifier]
+epochs = 2
+batch_size = 16
+max_len = 64
+
+[evaluate]
+seeds = [0]
+baselines = ["majority", "tfidf-lr"]
+
+[[tasks]]
+name = "tiny-sent"
+text = "marathi_sentence"
+label = "label"
+labels = { "-1" = "negative", "0" = "neutral", "1" = "positive" }
+splits = { train = "mr/task/train.csv", valid = "mr/task/valid.csv", test = "mr/task/test.csv" }
+
+[[reference]]
+task = "tiny-sent"
+system = "Made-up reference"
+metric = "accuracy"
+value = 0.5
+cite = "nobody 2026"
+"""
+
+
+@pytest.fixture
+def tiny_setup(tmp_path: Path) -> dict[str, Path]:
+    rng = random.Random(0)
+    mirror = tmp_path / "mirror"
+    _dump(mirror / "mr/wiki/tiny.xml.bz2", rng)
+    for split, n in (("train", 240), ("valid", 60), ("test", 60)):
+        _task_csv(mirror / f"mr/task/{split}.csv", rng, n)
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(RECIPE, encoding="utf-8")
+    return {"mirror": mirror, "recipe": recipe, "work": tmp_path / "work", "data": tmp_path / "data"}
+
+
+def test_recipe_end_to_end_then_cached(tiny_setup: dict[str, Path]) -> None:
+    kw = dict(preset="base", mirror=tiny_setup["mirror"], work_dir=tiny_setup["work"], data_dir=tiny_setup["data"],
+              progress=False, device="cpu")
+    first = run_recipe(tiny_setup["recipe"], **kw)
+    assert [s.name for s in first.stages] == STAGE_NAMES
+    assert all(s.status == "ran" for s in first.stages)
+    table = (first.run_dir / "10-table" / "results.md").read_text(encoding="utf-8")
+    for system in ("ULMFiT fwd", "ULMFiT bwd", "ULMFiT ensemble", "majority", "tfidf-lr", "Made-up reference"):
+        assert system in table
+    assert (first.run_dir / "config.resolved.toml").exists()
+
+    second = run_recipe(tiny_setup["recipe"], **kw)
+    assert all(s.status == "skipped" for s in second.stages)
+
+    third = run_recipe(tiny_setup["recipe"], overrides=["classifier.lr=0.005"], **kw)
+    ran = [s.name for s in third.stages if s.status == "ran"]
+    assert ran == ["classifier", "evaluate", "table"]
+
+
+def test_predictor_loads_a_finished_run(tiny_setup: dict[str, Path]) -> None:
+    from ulmfit_multi.predict import Predictor
+
+    result = run_recipe(tiny_setup["recipe"], preset="base", mirror=tiny_setup["mirror"], work_dir=tiny_setup["work"],
+                        data_dir=tiny_setup["data"], progress=False, device="cpu")
+    predictor = Predictor.from_run(result.run_dir)
+    out = predictor.predict(["हा चित्रपट छान सुंदर आहे", "वाईट खराब गोष्ट"])
+    assert len(out) == 2
+    assert all(label in ("negative", "neutral", "positive") and 0.0 <= p <= 1.0 for label, p in out)

@@ -1,0 +1,275 @@
+"""Training loops: learning, schedules seen by the optimizer, artifacts, exact resume."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ulmfit_multi.model import ModelConfig, build_classifier, build_language_model, classifier_layer_groups, lm_layer_groups
+from ulmfit_multi.schedule import discriminative_lrs, stlr
+from ulmfit_multi.train import (
+    ClassifierTrainConfig,
+    LMTrainConfig,
+    evaluate_lm,
+    predict_proba,
+    train_classifier,
+    train_lm,
+)
+
+torch.set_num_threads(1)
+
+
+class FakeLMStream:
+    """Stand-in for tokens.LMStream: bs contiguous rows, AWD-LSTM variable bptt seeded by epoch."""
+
+    def __init__(self, tokens: torch.Tensor, bs: int = 8, bptt: int = 12, seed: int = 0, variable: bool = True):
+        n = tokens.numel() // bs
+        self.data = tokens[: n * bs].view(bs, n)
+        self.bptt, self.seed, self.variable = bptt, seed, variable
+
+    def _lens(self, epoch: int) -> list[int]:
+        rng = np.random.default_rng(self.seed * 1000 + epoch)
+        lens, i, L = [], 0, self.data.size(1) - 1
+        while i < L:
+            b = self.bptt if (not self.variable or rng.random() < 0.95) else self.bptt / 2
+            sl = max(3, int(rng.normal(b, 2))) if self.variable else self.bptt
+            sl = min(sl, L - i)
+            lens.append(sl)
+            i += sl
+        return lens
+
+    def batches(self, epoch: int, start: int = 0):
+        i = 0
+        for k, sl in enumerate(self._lens(epoch)):
+            if k >= start:
+                yield self.data[:, i : i + sl], self.data[:, i + 1 : i + 1 + sl]
+            i += sl
+
+    def num_batches(self, epoch: int) -> int:
+        return len(self._lens(epoch))
+
+
+class FakeClassifierBatches:
+    """Stand-in for tokens.ClassifierBatches: right-padded, shuffled per epoch (seeded), idx = doc index."""
+
+    def __init__(self, docs: list[list[int]], labels: list[int] | None, bs: int = 4, shuffle: bool = True, pad_id: int = 0):
+        self.docs, self.labels, self.bs, self.shuffle, self.pad_id = docs, labels, bs, shuffle, pad_id
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.docs) / self.bs)
+
+    def batches(self, epoch: int):
+        order = np.random.default_rng(epoch).permutation(len(self.docs)) if self.shuffle else np.arange(len(self.docs))
+        for s in range(0, len(order), self.bs):
+            idx = order[s : s + self.bs]
+            lens = torch.tensor([len(self.docs[i]) for i in idx])
+            x = torch.full((len(idx), int(lens.max())), self.pad_id, dtype=torch.long)
+            for r, i in enumerate(idx):
+                x[r, : lens[r]] = torch.tensor(self.docs[i])
+            y = torch.tensor([self.labels[i] for i in idx]) if self.labels is not None else None
+            yield x, lens, y, torch.as_tensor(idx)
+
+
+def grammar_tokens(n_tokens: int, seed: int, vocab: int = 50) -> torch.Tensor:
+    """Text from a tiny grammar: 8 fixed 'phrases' (ids 10..49) joined by random separators (1..9)."""
+    rng = np.random.default_rng(123)  # the grammar itself is fixed; `seed` only draws the text
+    phrases = [rng.integers(10, vocab, size=rng.integers(4, 8)).tolist() for _ in range(8)]
+    rng = np.random.default_rng(seed)
+    out: list[int] = []
+    while len(out) < n_tokens:
+        out += phrases[rng.integers(len(phrases))] + [int(rng.integers(1, 10))]
+    return torch.tensor(out[:n_tokens])
+
+
+def tiny_cfg(vocab: int = 50, **kw) -> ModelConfig:
+    return ModelConfig(vocab_size=vocab, emb_size=16, hidden_size=32, n_layers=2, **kw)
+
+
+def test_lm_learns_structure_beyond_unigram(tmp_path):
+    torch.manual_seed(0)
+    train, valid = grammar_tokens(12_000, seed=1), grammar_tokens(3_000, seed=2)
+    counts = torch.bincount(train, minlength=50).float() + 1
+    probs = counts / counts.sum()
+    unigram_ppl = math.exp(-probs[valid].log().mean().item())
+    model = build_language_model(tiny_cfg(drop_mult=0.3))
+    cfg = LMTrainConfig(epochs=3, lr=3e-2, checkpoint_minutes=1e9)
+    s = train_lm(model, FakeLMStream(train, bs=16, bptt=20), FakeLMStream(valid, bs=16, bptt=20), cfg, tmp_path, progress=False)
+    assert s["valid_ppl"] < unigram_ppl / 5, (s["valid_ppl"], unigram_ppl)
+    assert s["train_tokens"] > 0 and s["tokens_per_second"] > 0
+    assert math.isclose(evaluate_lm(model, FakeLMStream(valid, bs=16, bptt=20)), s["valid_loss"], rel_tol=1e-5)
+
+
+def test_lm_artifacts_and_history(tmp_path):
+    model = build_language_model(tiny_cfg())
+    cfg = LMTrainConfig(epochs=2, checkpoint_minutes=1e9, max_batches_per_epoch=5)
+    s = train_lm(model, FakeLMStream(grammar_tokens(3000, 1)), FakeLMStream(grammar_tokens(600, 2)), cfg, tmp_path, progress=False)
+    for name in ("model.pt", "history.jsonl", "learning_curve.png", "ckpt/last.pt"):
+        assert (tmp_path / name).exists(), name
+    recs = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    epochs = [r for r in recs if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [0, 1] and epochs[-1]["step"] == 10 == s["steps"]
+    assert all({"train_loss", "valid_loss", "valid_ppl", "tokens_per_second", "lr"} <= r.keys() for r in epochs)
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    build_language_model(tiny_cfg()).load_state_dict(state)
+
+
+def test_lm_lr_schedule_stlr_bptt_scaled_and_discriminative(tmp_path):
+    seen = []
+    stream = FakeLMStream(grammar_tokens(4000, 1), bs=4, bptt=12)
+    cfg = LMTrainConfig(epochs=1, lr=1e-2, discriminative=True, checkpoint_minutes=1e9, bptt=999)  # stream.bptt wins
+    n = stream.num_batches(0)
+    lens = stream._lens(0)
+
+    def hook(info):
+        seen.append([g["lr"] for g in info["optimizer"].param_groups])
+
+    train_lm(build_language_model(tiny_cfg()), stream, None, cfg, tmp_path, progress=False, on_step=hook)
+    base = discriminative_lrs(1e-2, 3)
+    for t, lrs in enumerate(seen):
+        expect = [b * stlr(t, n, 1.0) * lens[t] / 12 for b in base]
+        assert lrs == pytest.approx(expect, rel=1e-9)
+
+
+def _interrupt_at(k):
+    def hook(info):
+        if info["step"] == k:
+            raise KeyboardInterrupt
+
+    return hook
+
+
+def test_lm_resume_equals_uninterrupted(tmp_path):
+    make = lambda: FakeLMStream(grammar_tokens(3000, 1), bs=4, bptt=12)  # noqa: E731
+    valid = FakeLMStream(grammar_tokens(500, 2), bs=4, bptt=12)
+    cfg = LMTrainConfig(epochs=2, checkpoint_minutes=0, max_batches_per_epoch=12)
+    torch.manual_seed(5)
+    ref = build_language_model(tiny_cfg())
+    init = {k: v.clone() for k, v in ref.state_dict().items()}
+    s_ref = train_lm(ref, make(), valid, cfg, tmp_path / "a", seed=3, progress=False)
+
+    def fresh():
+        m = build_language_model(tiny_cfg())
+        m.load_state_dict(init)
+        return m
+
+    with pytest.raises(KeyboardInterrupt):  # mid-epoch 0, hidden state carried: must be restored
+        train_lm(fresh(), make(), valid, cfg, tmp_path / "b", seed=3, progress=False, on_step=_interrupt_at(7))
+    with pytest.raises(KeyboardInterrupt):  # mid-epoch 1
+        train_lm(fresh(), make(), valid, cfg, tmp_path / "b", seed=3, progress=False, on_step=_interrupt_at(17))
+    s_res = train_lm(fresh(), make(), valid, cfg, tmp_path / "b", seed=3, progress=False)
+    assert s_res["valid_loss"] == pytest.approx(s_ref["valid_loss"], rel=1e-6)
+    assert s_res["steps"] == s_ref["steps"] == 24
+    for (k, a), b in zip(ref.state_dict().items(), torch.load(tmp_path / "b" / "model.pt").values()):
+        torch.testing.assert_close(a, b, msg=k)
+    ha = [json.loads(x) for x in (tmp_path / "a" / "history.jsonl").read_text().splitlines()]
+    hb = [json.loads(x) for x in (tmp_path / "b" / "history.jsonl").read_text().splitlines()]
+    assert [r["train_loss"] for r in ha] == pytest.approx([r["train_loss"] for r in hb], rel=1e-6)
+
+
+def clf_data(n: int, seed: int, vocab: int = 30):
+    """Label = whether token 5 occurs; lengths 3..25 so batches mix padding."""
+    rng = np.random.default_rng(seed)
+    docs, labels = [], []
+    for _ in range(n):
+        doc = rng.integers(6, vocab, size=rng.integers(3, 26)).tolist()
+        lab = int(rng.random() < 0.5)
+        if lab:
+            doc[rng.integers(len(doc))] = 5
+        docs.append(doc)
+        labels.append(lab)
+    return docs, labels
+
+
+def test_classifier_schedule_seen_by_optimizer(tmp_path):
+    docs, labels = clf_data(40, 0)
+    train = FakeClassifierBatches(docs, labels, bs=4)
+    model = build_classifier(tiny_cfg(30), 2, bptt=8, max_len=16)
+    groups = classifier_layer_groups(model)  # [emb, rnn0, rnn1, head]
+    cfg = ClassifierTrainConfig(epochs=5, lr=1e-2, checkpoint_minutes=1e9)
+    seen = []
+
+    def hook(info):
+        opt = info["optimizer"]
+        trainable = [all(p.requires_grad for p in g) for g in info["groups"]]
+        assert all(all(p.requires_grad for p in g) or not any(p.requires_grad for p in g) for g in info["groups"])
+        seen.append((info["epoch"], info["batch"], trainable, [g["lr"] for g in opt.param_groups]))
+
+    s = train_classifier(model, train, None, cfg, tmp_path, n_classes=2, progress=False, on_step=hook)
+    assert s["plan"] == [1, 2, 3, 4, 4]
+    base = [1e-2 / 2.6**3, 1e-2 / 2.6**2, 1e-2 / 2.6, 1e-2]
+    for epoch, batch, trainable, lrs in seen:
+        k = s["plan"][epoch]
+        assert trainable == [i >= 4 - k for i in range(4)], (epoch, trainable)
+        # fresh STLR cycle per stage: epochs 3 and 4 (all groups) form one stage of 20 steps
+        t, total = (batch - 1, 10) if epoch < 3 else ((epoch - 3) * 10 + batch - 1, 20)
+        assert lrs == pytest.approx([b * stlr(t, total, 1.0) for b in base], rel=1e-9)
+    assert len(seen) == 50
+    # frozen groups really don't move: the embedding only trains in the last stage
+    assert len(groups) == 4
+
+
+def test_frozen_groups_unchanged(tmp_path):
+    docs, labels = clf_data(24, 1)
+    model = build_classifier(tiny_cfg(30), 2, bptt=8, max_len=16)
+    emb0 = model.encoder.module.encoder.weight.detach().clone()
+    head0 = model.head.layers[2].weight.detach().clone()
+    checked = []
+
+    def hook(info):  # epoch 0 trains the head only (no weight decay on frozen groups either)
+        if info["epoch"] == 0:
+            assert torch.equal(model.encoder.module.encoder.weight, emb0)
+            assert not torch.equal(model.head.layers[2].weight, head0)
+            checked.append(info["step"])
+
+    cfg = ClassifierTrainConfig(epochs=2, checkpoint_minutes=1e9)
+    train_classifier(model, FakeClassifierBatches(docs, labels), None, cfg, tmp_path, n_classes=2, progress=False, on_step=hook)
+    assert checked == list(range(1, 7))
+    assert not torch.equal(model.encoder.module.encoder.weight, emb0)  # last epoch: all groups
+
+
+def test_classifier_learns_and_predicts_in_original_order(tmp_path):
+    torch.manual_seed(0)
+    docs, labels = clf_data(160, 0)
+    vdocs, vlabels = clf_data(60, 1)
+    model = build_classifier(tiny_cfg(30, drop_mult=0.2), 2, bptt=8, max_len=16)
+    cfg = ClassifierTrainConfig(epochs=10, lr=5e-2, checkpoint_minutes=1e9, gradual_unfreezing=False, class_weights=True)
+    s = train_classifier(model, FakeClassifierBatches(docs, labels, bs=16), FakeClassifierBatches(vdocs, vlabels, bs=16, shuffle=False),
+                         cfg, tmp_path, n_classes=2, progress=False)  # fmt: skip
+    assert s["valid_accuracy"] > 0.85, s
+    shuffled = FakeClassifierBatches(vdocs, None, bs=7, shuffle=True)
+    p = predict_proba(model, shuffled)
+    p_in_order = predict_proba(model, FakeClassifierBatches(vdocs, None, bs=60, shuffle=False))
+    assert p.shape == (60, 2) and np.allclose(p.sum(1), 1, atol=1e-5)
+    np.testing.assert_allclose(p, p_in_order, atol=1e-5)
+    assert (p.argmax(1) == np.array(vlabels)).mean() == pytest.approx(s["valid_accuracy"])
+    assert (tmp_path / "learning_curve.png").exists() and (tmp_path / "model.pt").exists()
+
+
+def test_classifier_resume_equals_uninterrupted(tmp_path):
+    docs, labels = clf_data(32, 0)
+    vdocs, vlabels = clf_data(12, 1)
+    cfg = ClassifierTrainConfig(epochs=3, checkpoint_minutes=0)
+    torch.manual_seed(1)
+    ref = build_classifier(tiny_cfg(30), 2, bptt=8, max_len=16)
+    init = {k: v.clone() for k, v in ref.state_dict().items()}
+
+    def fresh():
+        m = build_classifier(tiny_cfg(30), 2, bptt=8, max_len=16)
+        m.load_state_dict(init)
+        return m
+
+    run = lambda m, d, **kw: train_classifier(  # noqa: E731
+        m, FakeClassifierBatches(docs, labels), FakeClassifierBatches(vdocs, vlabels, shuffle=False), cfg, tmp_path / d,
+        n_classes=2, seed=4, progress=False, **kw)  # fmt: skip
+    s_ref = run(ref, "a")
+    with pytest.raises(KeyboardInterrupt):
+        run(fresh(), "b", on_step=_interrupt_at(13))  # mid-epoch 1 (8 steps per epoch)
+    res = fresh()
+    s_res = run(res, "b")
+    assert s_res["valid_accuracy"] == s_ref["valid_accuracy"] and s_res["best_epoch"] == s_ref["best_epoch"]
+    for (k, a), b in zip(ref.state_dict().items(), res.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=k)
