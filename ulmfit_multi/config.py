@@ -33,6 +33,7 @@ class RecipeMeta:
     name: str = ""
     description: str = ""
     langs: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)  # run only these tasks (empty = every task)
 
 
 @dataclass
@@ -396,6 +397,13 @@ def load_recipe(name_or_path: str | Path, preset: str | None = None,
     cfg.tokenizer.vocab_size = cfg.tokenizer.vocab_size or main.vocab_size
     cfg.tokenizer.model_type = cfg.tokenizer.model_type or main.model_type
     cfg.tokenizer.character_coverage = cfg.tokenizer.character_coverage or main.character_coverage
+    if cfg.recipe.tasks:
+        known = [t.name for t in cfg.tasks]
+        for name in cfg.recipe.tasks:
+            if name not in known:
+                raise RecipeError(f"{path}: recipe.tasks names unknown task '{name}'{_suggest(name, known)}")
+        cfg.tasks = [t for t in cfg.tasks if t.name in cfg.recipe.tasks]
+        cfg.reference = [r for r in cfg.reference if r.task in cfg.recipe.tasks]
     for task in cfg.tasks:
         task.lang = task.lang or main.code
         load_lang(task.lang, where=f"{path}: task '{task.name}' lang")

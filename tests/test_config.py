@@ -1,0 +1,259 @@
+"""Recipe loading: defaults, presets, --set overrides and the errors users see."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from ulmfit_multi.config import (
+    Config,
+    RecipeError,
+    deep_merge,
+    load_recipe,
+    parse_override,
+    section,
+    to_toml,
+)
+
+TINY = """
+[recipe]
+name = "tiny"
+langs = ["mr"]
+
+[model]
+emb_size = 32
+
+[[tasks]]
+name = "sent"
+splits = { train = "mr/train.csv", test = "mr/test.csv" }
+
+[preset.smoke]
+model.hidden_size = 16
+pretrain.epochs = 2
+evaluate.seeds = [7]
+
+[preset.cpu]
+model.hidden_size = 64
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "tiny.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_are_the_ulmfit_paper_values():
+    cfg = Config()
+    assert (cfg.model.emb_size, cfg.model.hidden_size, cfg.model.n_layers, cfg.model.bptt) == (400, 1152, 3, 70)
+    assert cfg.pretrain.directions == ["fwd", "bwd"]
+    assert cfg.classifier.gradual_unfreezing is True
+    assert cfg.preset == "base"
+
+
+def test_base_recipe_keeps_code_defaults_and_fills_tokenizer_from_lang(tmp_path):
+    cfg = load_recipe(write(tmp_path, TINY))
+    assert cfg.preset == "base"
+    assert cfg.model.emb_size == 32  # from the recipe
+    assert cfg.model.hidden_size == 1152  # code default
+    assert cfg.pretrain.epochs == 10
+    assert cfg.tokenizer.vocab_size == 15_000  # langs/mr.toml
+    assert cfg.tokenizer.model_type == "unigram"
+    assert cfg.tasks[0].lang == "mr"  # defaults to the recipe's first language
+    assert cfg.recipe.name == "tiny"
+    assert cfg.source_file == str(tmp_path / "tiny.toml")
+
+
+def test_preset_merges_over_the_base(tmp_path):
+    cfg = load_recipe(write(tmp_path, TINY), preset="smoke")
+    assert cfg.preset == "smoke"
+    assert cfg.model.hidden_size == 16
+    assert cfg.model.emb_size == 32  # base table survives the merge
+    assert cfg.pretrain.epochs == 2
+    assert cfg.evaluate.seeds == [7]
+    other = load_recipe(write(tmp_path, TINY), preset="cpu")
+    assert other.model.hidden_size == 64
+    assert other.pretrain.epochs == 10
+
+
+@pytest.mark.parametrize(
+    "item, dotted, expected",
+    [
+        ("pretrain.epochs=3", "pretrain.epochs", 3),
+        ("classifier.lr=0.05", "classifier.lr", 0.05),
+        ("classifier.wd=1", "classifier.wd", 1.0),  # int literal into a float field
+        ("evaluate.seeds=[4, 5]", "evaluate.seeds", [4, 5]),
+        ("corpus.synthetic.scheme=itrans", "corpus.synthetic.scheme", "itrans"),  # bare string
+        ('corpus.synthetic.scheme="iso"', "corpus.synthetic.scheme", "iso"),  # quoted string
+        ("corpus.synthetic.enabled=true", "corpus.synthetic.enabled", True),  # nested bool
+        ("corpus.synthetic.romanized_share=0.25", "corpus.synthetic.romanized_share", 0.25),
+    ],
+)
+def test_set_overrides(tmp_path, item, dotted, expected):
+    cfg = load_recipe(write(tmp_path, TINY), preset="smoke", overrides=[item])
+    value = section(cfg, dotted)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+def test_set_overrides_win_over_preset_and_later_wins(tmp_path):
+    cfg = load_recipe(write(tmp_path, TINY), preset="smoke",
+                      overrides=["model.hidden_size=8", "model.hidden_size=9"])
+    assert cfg.model.hidden_size == 9
+    assert cfg.model.emb_size == 32
+
+
+def test_overrides_as_dict(tmp_path):
+    cfg = load_recipe(write(tmp_path, TINY), overrides={"model": {"bptt": 12}})
+    assert cfg.model.bptt == 12
+
+
+def test_parse_override_builds_nested_dict_and_rejects_missing_equals():
+    assert parse_override("a.b.c=1") == {"a": {"b": {"c": 1}}}
+    assert parse_override("a=x=y") == {"a": "x=y"}
+    with pytest.raises(RecipeError, match="key=value"):
+        parse_override("pretrain.epochs")
+
+
+def test_deep_merge_does_not_mutate_inputs():
+    base = {"a": {"b": 1, "c": [1]}}
+    over = {"a": {"b": 2}}
+    merged = deep_merge(base, over)
+    assert merged == {"a": {"b": 2, "c": [1]}}
+    assert base == {"a": {"b": 1, "c": [1]}}
+
+
+def test_unknown_key_names_file_key_and_suggestion(tmp_path):
+    path = write(tmp_path, TINY.replace("emb_size = 32", "emb_sise = 32"))
+    with pytest.raises(RecipeError) as e:
+        load_recipe(path)
+    msg = str(e.value)
+    assert str(path) in msg
+    assert "model.emb_sise" in msg
+    assert "did you mean 'emb_size'" in msg
+
+
+def test_unknown_key_from_set_names_file_and_key(tmp_path):
+    path = write(tmp_path, TINY)
+    with pytest.raises(RecipeError) as e:
+        load_recipe(path, overrides=["pretrain.epoch=2"])
+    msg = str(e.value)
+    assert str(path) in msg and "pretrain.epoch" in msg and "epochs" in msg
+
+
+def test_unknown_top_level_section(tmp_path):
+    path = write(tmp_path, TINY + "\n[pretrian]\nepochs = 1\n")
+    with pytest.raises(RecipeError, match=r"unknown key 'pretrian'.*did you mean 'pretrain'"):
+        load_recipe(path)
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("pretrain.epochs=1.5", "must be an integer"),
+        ("pretrain.epochs=true", "must be an integer"),  # bool is not an int
+        ("classifier.lr=fast", "must be a number"),
+        ("classifier.gradual_unfreezing=1", "must be true or false"),
+        ("evaluate.seeds=3", "must be a list of int"),
+        ("evaluate.seeds=[1, 'a']", r"evaluate\.seeds\[1\]' must be an integer"),
+        ("model=3", "must be a table"),
+        ("recipe.description=3", "must be a string"),
+    ],
+)
+def test_wrong_type_names_expected_type(tmp_path, override, expected):
+    path = write(tmp_path, TINY)
+    with pytest.raises(RecipeError, match=expected) as e:
+        load_recipe(path, overrides=[override])
+    assert str(path) in str(e.value)
+    assert override.split("=")[0] in str(e.value)
+
+
+def test_unknown_preset_lists_known(tmp_path):
+    path = write(tmp_path, TINY)
+    with pytest.raises(RecipeError) as e:
+        load_recipe(path, preset="smok")
+    msg = str(e.value)
+    assert str(path) in msg and "smok" in msg and "did you mean 'smoke'" in msg
+
+
+def test_unknown_recipe_name():
+    with pytest.raises(RecipeError, match="unknown recipe 'nope'"):
+        load_recipe("nope")
+
+
+def test_unknown_language_code(tmp_path):
+    path = write(tmp_path, TINY.replace('langs = ["mr"]', 'langs = ["xx"]'))
+    with pytest.raises(RecipeError) as e:
+        load_recipe(path)
+    msg = str(e.value)
+    assert str(path) in msg and "recipe.langs" in msg and "'xx'" in msg and "mr" in msg
+
+
+def test_unknown_task_language(tmp_path):
+    path = write(tmp_path, TINY.replace('name = "sent"', 'name = "sent"\nlang = "zz"'))
+    with pytest.raises(RecipeError, match=r"task 'sent' lang.*'zz'"):
+        load_recipe(path)
+
+
+def test_no_languages_is_an_error(tmp_path):
+    path = write(tmp_path, TINY.replace('langs = ["mr"]', "langs = []"))
+    with pytest.raises(RecipeError, match="recipe.langs"):
+        load_recipe(path)
+
+
+def test_toml_syntax_error_names_file(tmp_path):
+    path = write(tmp_path, TINY + "\n[model\nbptt = \n")
+    with pytest.raises(RecipeError) as e:
+        load_recipe(path)
+    assert str(path) in str(e.value)
+    assert "line" in str(e.value)
+
+
+def test_typo_in_unused_preset_is_still_reported(tmp_path):
+    path = write(tmp_path, TINY.replace("model.hidden_size = 64", "model.hiden_size = 64"))
+    with pytest.raises(RecipeError) as e:
+        load_recipe(path, preset="smoke")  # the typo is in [preset.cpu]
+    msg = str(e.value)
+    assert str(path) in msg and "model.hiden_size" in msg and "hidden_size" in msg
+
+
+@pytest.mark.parametrize(
+    "replace, expected",
+    [
+        (('name = "sent"', 'name = "sent"\nformat = "xml"'), r"tasks\.sent\.format.*csv, tsv"),
+        (('name = "sent"', 'name = "sent"\nmetric = "auc"'), r"tasks\.sent\.metric"),
+        (("train = ", "dev = "), r"tasks\.sent\.splits"),
+        (("[model]", "[tokenizer]\nmodel_type = \"wordpiece\"\n[model]"), "tokenizer.model_type"),
+        (("[model]", "[pretrain]\ndirections = [\"up\"]\n[model]"), "pretrain.directions"),
+    ],
+)
+def test_enumerated_values_are_checked(tmp_path, replace, expected):
+    path = write(tmp_path, TINY.replace(*replace))
+    with pytest.raises(RecipeError, match=expected) as e:
+        load_recipe(path)
+    assert str(path) in str(e.value)
+
+
+def test_duplicate_task_and_dangling_reference(tmp_path):
+    dup = TINY + '\n[[tasks]]\nname = "sent"\n'
+    with pytest.raises(RecipeError, match="declared twice"):
+        load_recipe(write(tmp_path, dup))
+    ref = TINY + '\n[[reference]]\ntask = "other"\nsystem = "BERT"\nvalue = 0.9\n'
+    with pytest.raises(RecipeError, match="unknown task 'other'"):
+        load_recipe(write(tmp_path, ref, "ref.toml"))
+
+
+def test_to_toml_round_trips_the_mr_recipe():
+    for preset in (None, "smoke"):
+        data = load_recipe("mr", preset).to_dict()
+        assert tomllib.loads(to_toml(data)) == data
+
+
+def test_to_toml_round_trips_awkward_strings():
+    cfg = Config()
+    cfg.recipe.description = 'quote " backslash \\ newline \n unicode मराठी'
+    cfg.data.sha256 = {"a/b c.csv": "00"}
+    data = cfg.to_dict()
+    assert tomllib.loads(to_toml(data)) == data

@@ -1,0 +1,159 @@
+"""Task data: CSV/TSV readers with the real files' quirks, column and label mapping, splits.
+
+Quirks handled (see ../shared/data/README.md): unnamed index columns (MahaSent MR/ST), quoted
+newlines (L3CubeMahaSent), labels with trailing spaces and spaces vs underscores ("Positive ",
+"Mixed feelings" == "Mixed_feelings"), leading spaces in texts, QUOTE_NONE TSVs (FIRE), zero-width
+characters. A row that cannot be parsed, an empty text or a label outside the mapping raises a
+DataError naming the file and its physical line, unless the task says `on_bad_row = "skip"`: then
+the rows are counted and their lines recorded.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+_LABEL_SEP_RE = re.compile(r"[\s_\-]+")
+
+
+@dataclass
+class TaskSpec:
+    """What a recipe says about one task."""
+
+    name: str
+    lang: str = ""
+    format: str = "csv"
+    text: str = "text"
+    label: str = "label"
+    labels: dict[str, str] = field(default_factory=dict)
+    splits: dict[str, str] = field(default_factory=dict)
+    quoting: str = "minimal"
+    on_bad_row: str = "error"
+    max_rows: int = 0
+    metric: str = "accuracy"
+    note: str = ""
+
+
+@dataclass
+class Split:
+    """One split's texts and class ids (-1 when unlabeled)."""
+
+    texts: list[str]
+    labels: np.ndarray
+    path: Path
+    skipped: int = 0
+    skipped_lines: list[int] = field(default_factory=list)
+
+
+@dataclass
+class TaskData:
+    """A loaded task: class names, splits, and the splits that are unavailable (with reasons)."""
+
+    spec: TaskSpec
+    classes: list[str]
+    splits: dict[str, Split]
+    unavailable: dict[str, str]
+
+
+def normalize_label(raw: str) -> str:
+    """Casefolded label with spaces, underscores and hyphens collapsed: 'Mixed feelings ' -> 'mixed_feelings'."""
+    return _LABEL_SEP_RE.sub("_", raw.strip()).strip("_").casefold()
+
+
+def class_names(spec: TaskSpec) -> list[str]:
+    """Class names in mapping order, without duplicates."""
+    return list(dict.fromkeys(spec.labels.values()))
+
+
+def _rows(path: Path, spec: TaskSpec) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and (physical line number, row) pairs of a CSV/TSV file."""
+    delimiter = "\t" if spec.format == "tsv" else ","
+    quoting = csv.QUOTE_NONE if spec.quoting == "none" else csv.QUOTE_MINIMAL
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise DataError(f"{path}: empty file (expected a header line)") from None
+            rows = []
+            line = reader.line_num + 1
+            for row in reader:
+                rows.append((line, row))
+                line = reader.line_num + 1
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: invalid UTF-8 at byte {e.start}") from None
+    except csv.Error as e:
+        raise DataError(f"{path}: line {reader.line_num}: {e}") from None
+    return [h.strip() for h in header], rows
+
+
+def _column(header: list[str], name: str, path: Path) -> int:
+    if name in header:
+        return header.index(name)
+    raise DataError(f"{path}: line 1: no column '{name}' (columns: {header})")
+
+
+_ZW_RE = re.compile("[\u200b\u200c\u200d\ufeff]+$|^[\u200b\u200c\u200d\ufeff]+")
+
+
+def load_split(path: Path, spec: TaskSpec, role: str) -> Split:
+    """Read one split file; unlabeled splits may lack the label column."""
+    header, rows = _rows(path, spec)
+    text_col = _column(header, spec.text, path)
+    labeled = role != "unlabeled" and spec.label in header
+    if role != "unlabeled" and not labeled:
+        raise DataError(f"{path}: line 1: no label column '{spec.label}' (columns: {header})")
+    label_col = header.index(spec.label) if labeled else -1
+    classes = class_names(spec)
+    mapping = {normalize_label(k): classes.index(v) for k, v in spec.labels.items()}
+    texts, labels, skipped_lines = [], [], []
+    for line, row in rows:
+        if not row or all(not c.strip() for c in row):
+            continue  # blank line
+        problem = ""
+        if len(row) != len(header):
+            problem = f"expected {len(header)} fields, got {len(row)}"
+        else:
+            text = _ZW_RE.sub("", row[text_col].strip())
+            if not text:
+                problem = "empty text"
+            elif labeled:
+                key = normalize_label(row[label_col])
+                if key not in mapping:
+                    problem = f"label {row[label_col]!r} is not in the mapping {sorted(spec.labels)}"
+        if problem:
+            if spec.on_bad_row == "skip":
+                skipped_lines.append(line)
+                continue
+            raise DataError(f"{path}: line {line}: {problem}")
+        texts.append(text)
+        labels.append(mapping[normalize_label(row[label_col])] if labeled else -1)
+        if spec.max_rows and len(texts) >= spec.max_rows:
+            break
+    if not texts:
+        raise DataError(f"{path}: no usable rows")
+    return Split(texts, np.asarray(labels, dtype=np.int64), path, len(skipped_lines), skipped_lines)
+
+
+def load_task(spec: TaskSpec, resolve: Callable[[str], Path | None]) -> TaskData:
+    """Load every split; a split whose file resolve() cannot find is listed as unavailable."""
+    if not spec.labels:
+        raise DataError(f"task '{spec.name}': no label mapping")
+    splits, unavailable = {}, {}
+    for role, rel in spec.splits.items():
+        path = resolve(rel)
+        if path is None:
+            unavailable[role] = f"file not available: {rel}"
+            continue
+        splits[role] = load_split(Path(path), spec, role)
+    return TaskData(spec, class_names(spec), splits, unavailable)

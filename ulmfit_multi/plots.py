@@ -1,0 +1,74 @@
+"""Plots people would rather look at than read: confusion matrices and learning curves (PNG)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(cm: np.ndarray, classes: list[str], path: Path, *, title: str = "") -> Path:
+    """Confusion matrix heat map with counts; rows are true classes."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 2, 1.2 * len(classes) + 1.5))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_learning_curves(history_jsonl: Path | list[Path], path: Path, *, title: str = "") -> Path:
+    """Train and valid loss (and valid accuracy when present) against steps, one line per history file."""
+    plt = _plt()
+    files = [history_jsonl] if isinstance(history_jsonl, Path) else list(history_jsonl)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for f in files:
+        rows = [json.loads(line) for line in Path(f).read_text(encoding="utf-8").splitlines() if line.strip()]
+        label = Path(f).parent.parent.name if len(files) > 1 else ""
+        train = [(r["step"], r["train_loss"]) for r in rows if r.get("train_loss") is not None and "step" in r]
+        valid = [(r["step"], r["valid_loss"]) for r in rows if r.get("valid_loss") is not None and "step" in r]
+        acc = [(r["step"], r["valid_accuracy"]) for r in rows if r.get("valid_accuracy") is not None and "step" in r]
+        if train:
+            axes[0].plot(*zip(*train), label=f"{label} train".strip())
+        if valid:
+            axes[0].plot(*zip(*valid), "o-", label=f"{label} valid".strip())
+        if acc:
+            axes[1].plot(*zip(*acc), "o-", label=label or "valid accuracy")
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel("loss")
+    axes[1].set_xlabel("step")
+    axes[1].set_ylabel("valid accuracy")
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
+    _plt().close(fig)
+    return path

@@ -1,0 +1,116 @@
+"""Result tables: seeds aggregated to mean ± std, baselines and published references, four formats.
+
+A result record: {"task", "system", "seed", "split", "metrics": {"accuracy", "weighted_f1", "macro_f1"},
+"n", "preset", "note"}. A reference: {"task", "system", "metric", "value" (fraction), "cite"}.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from pathlib import Path
+
+from .atomic import atomic_write
+
+METRIC_SHORT = {"accuracy": "acc", "weighted_f1": "w-F1", "macro_f1": "m-F1"}
+SYSTEM_ORDER = ["ULMFiT fwd", "ULMFiT bwd", "ULMFiT ensemble", "majority", "tfidf-lr", "fasttext"]
+
+
+def aggregate(records: list[dict]) -> list[dict]:
+    """Per (task, system): mean and sample std of each metric over seeds, and the seed count."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["task"], r["system"]), []).append(r)
+    out = []
+    for (task, system), rs in groups.items():
+        row = {"task": task, "system": system, "n_seeds": len(rs), "n": rs[0].get("n"), "note": rs[0].get("note", ""),
+               "mean": {}, "std": {}}
+        for metric in rs[0]["metrics"]:
+            values = [r["metrics"][metric] for r in rs]
+            row["mean"][metric] = statistics.fmean(values)
+            row["std"][metric] = statistics.stdev(values) if len(values) > 1 else 0.0
+        out.append(row)
+    return out
+
+
+def _system_key(system: str) -> tuple[int, str]:
+    return (SYSTEM_ORDER.index(system) if system in SYSTEM_ORDER else len(SYSTEM_ORDER), system)
+
+
+def _grid(records: list[dict], references: list[dict], metric_by_task: dict[str, str],
+          unavailable: dict[str, str]) -> tuple[list[str], list[list[str]], list[str]]:
+    """Header, rows of cells, footnotes."""
+    agg = aggregate(records)
+    tasks = list(metric_by_task) or sorted({r["task"] for r in agg})
+    systems = sorted({r["system"] for r in agg}, key=_system_key)
+    cell = {(r["task"], r["system"]): r for r in agg}
+    header = ["system"] + [f"{t} ({METRIC_SHORT.get(metric_by_task.get(t, 'accuracy'), metric_by_task.get(t))})"
+                           for t in tasks]
+    rows, notes = [], []
+    for system in systems:
+        row = [system]
+        for t in tasks:
+            r = cell.get((t, system))
+            metric = metric_by_task.get(t, "accuracy")
+            if r is None:
+                row.append("n/a" if t in unavailable else "")
+            else:
+                row.append(f"{100 * r['mean'][metric]:.2f} ± {100 * r['std'][metric]:.2f} ({r['n_seeds']})")
+        rows.append(row)
+    for i, ref in enumerate(references, 1):
+        row = [f"{ref['system']} [{i}]"]
+        for t in tasks:
+            row.append(f"{100 * ref['value']:.2f}" if ref["task"] == t else "")
+        rows.append(row)
+        notes.append(f"[{i}] {ref['cite']} ({ref['metric']}, published)")
+    for t, reason in unavailable.items():
+        notes.append(f"{t}: n/a, {reason}")
+    for t in tasks:
+        note = next((r["note"] for r in agg if r["task"] == t and r.get("note")), "")
+        if note:
+            notes.append(f"{t}: {note}")
+    return header, rows, notes
+
+
+def write_tables(records: list[dict], references: list[dict], out_dir: Path, *, title: str,
+                 metric_by_task: dict[str, str], header: dict[str, str], unavailable: dict[str, str] | None = None,
+                 stem: str = "results") -> dict[str, Path]:
+    """Write <stem>.md, .csv, .json and .tex; cells are 'mean ± std (seeds)' in percent of each task's metric."""
+    out_dir = Path(out_dir)
+    unavailable = unavailable or {}
+    cols, rows, notes = _grid(records, references, metric_by_task, unavailable)
+    paths = {k: out_dir / f"{stem}.{k}" for k in ("md", "csv", "json", "tex")}
+
+    md = [f"## {title}", ""] + [f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in header.items()]
+    md += ["", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md += ["| " + " | ".join(r) + " |" for r in rows]
+    md += ["", "Cells: mean ± sample std over seeds (number of seeds), in percent."] + [f"- {n}" for n in notes]
+    with atomic_write(paths["md"]) as f:
+        f.write("\n".join(md) + "\n")
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(cols)
+    w.writerows(rows)
+    with atomic_write(paths["csv"]) as f:
+        f.write(buf.getvalue())
+
+    with atomic_write(paths["json"]) as f:
+        json.dump({"title": title, "header": header, "metric_by_task": metric_by_task, "aggregate": aggregate(records),
+                   "references": references, "unavailable": unavailable, "records": records}, f, indent=2,
+                  ensure_ascii=False)
+
+    def tex(s: str) -> str:
+        return s.replace("\\", "\\textbackslash{}").replace("&", "\\&").replace("%", "\\%").replace("_", "\\_").replace(
+            "#", "\\#").replace("±", "$\\pm$")
+
+    lines = ["\\begin{table}[t]", "\\centering", "\\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", "\\toprule",
+             " & ".join(tex(c) for c in cols) + " \\\\", "\\midrule"]
+    lines += [" & ".join(tex(c) for c in r) + " \\\\" for r in rows]
+    lines += ["\\bottomrule", "\\end{tabular}", f"\\caption{{{tex(title)}. " + tex("; ".join(notes)) + "}",
+              "\\end{table}"]
+    with atomic_write(paths["tex"]) as f:
+        f.write("\n".join(lines) + "\n")
+    return paths
