@@ -40,3 +40,17 @@ def mirror_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"real-data mirror not found at {path} (set ULMFIT_MULTI_MIRROR)")
     return path.resolve()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`gpu` tests (selected with -m gpu) skip on machines without CUDA, as torchtune's gpu_test."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in gpu_items:
+        item.add_marker(skip)

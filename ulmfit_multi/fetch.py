@@ -9,6 +9,7 @@ Lookup order for a relative path such as `mr/wiki/mrwiki-...xml.bz2`:
 
 from __future__ import annotations
 
+import http.client
 import os
 import time
 import urllib.error
@@ -37,6 +38,11 @@ def download(url: str, dest: Path, *, sha256: str = "", retries: int = 3, timeou
                 total = resp.headers.get("Content-Length")
                 total_bytes = int(total) + have if total else None
                 _copy_stream(resp, part, have, total_bytes, dest.name, progress)
+            # http.client ends a body cut short by a dropped connection without an error: check the size,
+            # so the next attempt resumes with Range instead of publishing (or .bad-ing) a truncated file
+            got_bytes = part.stat().st_size
+            if total_bytes is not None and got_bytes < total_bytes:
+                raise ConnectionError(f"connection dropped after {got_bytes} of {total_bytes} bytes")
             last_error = None
             break
         except urllib.error.HTTPError as e:
@@ -46,9 +52,10 @@ def download(url: str, dest: Path, *, sha256: str = "", retries: int = 3, timeou
             last_error = e
             if e.code in (403, 404):
                 break
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as e:
             last_error = e
-        time.sleep(min(2**attempt * 0.2, 2))
+        if attempt + 1 < retries:
+            time.sleep(min(2**attempt * 0.2, 2))
     if last_error is not None:
         raise FetchError(f"{dest.name}: download from {url} failed: {last_error}")
     if sha256:

@@ -47,7 +47,9 @@ def load_lang(code: str, where: str = "") -> LangSpec:
     if not path.exists():
         known = [p.stem for p in lang_files()]
         prefix = f"{where}: " if where else ""
-        raise RecipeError(f"{prefix}unknown language code '{code}'{_suggest(code, known)}")
+        close = _suggest(code, known)
+        listing = "" if "known:" in close else f"; known: {', '.join(known)}"
+        raise RecipeError(f"{prefix}unknown language code '{code}'{close}{listing}")
     spec: LangSpec = from_dict(LangSpec, read_toml(path), str(path))
     if spec.code != code:
         raise RecipeError(f"{path}: 'code' is '{spec.code}' but the file is named {code}.toml")

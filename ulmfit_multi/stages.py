@@ -163,9 +163,13 @@ def select(stages: list[Stage], *, from_stage: str | None, only: str | None, unt
         if value is not None and value not in names:
             raise StageError(f"{flag} {value!r}: no such stage; stages are {', '.join(names)}")
     if only is not None:
+        if from_stage is not None or until is not None:
+            raise StageError("--only runs one stage; it cannot be combined with --from or --until")
         return [s for s in stages if s.name == only], {only} if force else set()
     start = names.index(from_stage) if from_stage else 0
     stop = names.index(until) + 1 if until else len(names)
+    if start >= stop:
+        raise StageError(f"--from {from_stage!r} comes after --until {until!r}: nothing to run")
     chosen = stages[:stop]
     if from_stage:
         forced = set(names[start:stop])
@@ -210,7 +214,13 @@ def run_stages(stages: list[Stage], cfg: Config, paths: Paths, *, from_stage: st
             _link(run_dir, index, st.name, done)
             continue
         log.info("%s run %s", label, fp[:12])
-        result = _run_one(st, by_name, cfg, paths, fp, done, inputs, fresh=st.name in forced)
+        try:
+            result = _run_one(st, by_name, cfg, paths, fp, done, inputs, fresh=st.name in forced)
+        except BaseException as e:  # record the failure in run.json, then let it propagate
+            results.append(StageResult(st.name, "failed", fp, done.with_name(done.name + ".partial"),
+                                       error=f"{type(e).__name__}: {e}"))
+            _write_run_json(run_dir, cfg, results)
+            raise
         results.append(result)
         _link(run_dir, index, st.name, done)
         _write_run_json(run_dir, cfg, results)
@@ -286,7 +296,7 @@ def _write_run_json(run_dir: Path, cfg: Config, results: list[StageResult]) -> N
         "preset": cfg.preset,
         "source_file": cfg.source_file,
         "stages": [{"name": r.name, "status": r.status, "fingerprint": r.fingerprint[:12], "path": str(r.path),
-                    "seconds": round(r.seconds, 3)} for r in results],
+                    "seconds": round(r.seconds, 3), **({"error": r.error} if r.error else {})} for r in results],
         "environment": environment(),
     })
 

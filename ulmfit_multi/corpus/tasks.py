@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import DataError
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-_LABEL_SEP_RE = re.compile(r"[\s_\-]+")
+_LABEL_SEP_RE = re.compile(r"(?<=\w)[\s_\-]+(?=\w)")  # only between word characters: "-1" stays "-1"
 
 
 @dataclass
@@ -66,7 +66,7 @@ class TaskData:
 
 def normalize_label(raw: str) -> str:
     """Casefolded label with spaces, underscores and hyphens collapsed: 'Mixed feelings ' -> 'mixed_feelings'."""
-    return _LABEL_SEP_RE.sub("_", raw.strip()).strip("_").casefold()
+    return _LABEL_SEP_RE.sub("_", raw.strip()).casefold()
 
 
 def class_names(spec: TaskSpec) -> list[str]:
@@ -115,7 +115,12 @@ def load_split(path: Path, spec: TaskSpec, role: str) -> Split:
         raise DataError(f"{path}: line 1: no label column '{spec.label}' (columns: {header})")
     label_col = header.index(spec.label) if labeled else -1
     classes = class_names(spec)
-    mapping = {normalize_label(k): classes.index(v) for k, v in spec.labels.items()}
+    mapping: dict[str, int] = {}
+    for raw, name in spec.labels.items():
+        key = normalize_label(raw)
+        if mapping.get(key, classes.index(name)) != classes.index(name):
+            raise DataError(f"task '{spec.name}': labels {raw!r} and another key both normalize to {key!r}")
+        mapping[key] = classes.index(name)
     texts, labels, skipped_lines = [], [], []
     for line, row in rows:
         if not row or all(not c.strip() for c in row):
