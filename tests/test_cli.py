@@ -15,8 +15,8 @@ from ulmfit_multi.langs import all_langs
 from ulmfit_multi.pipeline import STAGE_NAMES
 from ulmfit_multi.stages import RunResult, StageResult
 
-STAGE_COMMANDS = ["fetch", "corpus", "tokenizer", "encode", "pretrain", "finetune-lm", "classifier",
-                  "baselines", "evaluate", "table"]
+STAGE_COMMANDS = ["fetch", "corpus", "tokenizer", "encode", "baselines", "pretrain", "finetune-lm", "classifier",
+                  "evaluate", "table"]
 OTHER_COMMANDS = ["recipe", "langs", "recipes", "status", "predict"]
 
 runner = CliRunner()

@@ -1,7 +1,7 @@
 """The ULMFiT recipe: ordered stages, one short function each.
 
-    fetch -> corpus -> tokenizer -> encode -> pretrain -> finetune_lm
-          -> classifier -> baselines -> evaluate -> table
+    fetch -> corpus -> tokenizer -> encode -> baselines -> pretrain
+          -> finetune_lm -> classifier -> evaluate -> table
 
 Each function reads its config section and its inputs' directories from the
 StageContext and writes only into `ctx.out`. Long stages keep per-item
@@ -533,12 +533,12 @@ STAGES: list[Stage] = [
     Stage("corpus", corpus, reads=("langs", "corpus", "data.max_task_rows"), after=("fetch",)),
     Stage("tokenizer", tokenizer, reads=("tokenizer", "data.max_task_rows"), after=("fetch", "corpus")),
     Stage("encode", encode, reads=("encode", "data.max_task_rows", "tasks"), after=("fetch", "corpus", "tokenizer")),
+    Stage("baselines", baselines, reads=("evaluate", "tasks", "data.max_task_rows"), after=("fetch",)),
     Stage("pretrain", pretrain, reads=("model", "pretrain", "encode"), after=("encode",)),
     Stage("finetune_lm", finetune_lm, reads=("model", "finetune_lm", "pretrain.directions"),
           after=("encode", "pretrain")),
     Stage("classifier", classifier, reads=("model", "classifier", "evaluate.seeds", "pretrain.directions"),
           after=("encode", "finetune_lm")),
-    Stage("baselines", baselines, reads=("evaluate", "tasks", "data.max_task_rows"), after=("fetch",)),
     Stage("evaluate", evaluate, reads=("evaluate.seeds", "pretrain.directions"), after=("encode", "classifier")),
     Stage("table", table, reads=("reference", "tasks", "evaluate"), after=("encode", "evaluate", "baselines")),
 ]

@@ -231,6 +231,52 @@ def run_stages(stages: list[Stage], cfg: Config, paths: Paths, *, from_stage: st
 
 def _run_one(st: Stage, by_name: dict[str, Stage], cfg: Config, paths: Paths, fp: str, done: Path,
              inputs: dict[str, Path], fresh: bool) -> StageResult:
+    with stage_lock(done):
+        return _run_locked(st, cfg, paths, fp, done, inputs, fresh)
+
+
+@contextlib.contextmanager
+def stage_lock(done: Path):
+    """One writer per stage output: a `<fp12>.lock` file holding host and pid.
+
+    A lock left by a dead process on this host is taken over; one from another host is reported
+    (remove the file if that run is gone).
+    """
+    lock = done.with_name(done.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            owner = lock.read_text(encoding="utf-8").strip() if lock.exists() else ""
+            host, _, pid = owner.partition(":")
+            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+                lock.unlink(missing_ok=True)
+                continue
+            raise StageError(f"{done}: another run ({owner or 'unknown'}) is working on this stage; "
+                             f"wait for it, or delete {lock} if that run is gone") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+        break
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _run_locked(st: Stage, cfg: Config, paths: Paths, fp: str, done: Path, inputs: dict[str, Path],
+                fresh: bool) -> StageResult:
     partial = done.with_name(done.name + ".partial")
     if fresh and partial.exists():
         shutil.rmtree(partial)

@@ -192,7 +192,7 @@ def build_corpus(sources: list[SourceSpec], out_dir: Path, *, lang: str, normali
     lid_langs = {k[4:]: v for k, v in dropped.most_common() if k.startswith("lid:")}
     stats = {
         "lang": lang,
-        "config": {**asdict(config), "dedupe": dedupe, "max_docs_per_source": max_docs_per_source,
+        "config": {**asdict(config), "lid_accept": list(config.lid_accept), "dedupe": dedupe, "max_docs_per_source": max_docs_per_source,
                    "keep_truncated": keep_truncated, "shard_lines": shard_lines},
         "documents": totals["documents"],
         "sentences": totals["sentences"],
