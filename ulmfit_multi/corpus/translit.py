@@ -175,18 +175,27 @@ def _romanize_run(pieces: list[Piece], lang: str, k: int) -> str:
     vowels = _vowel_table(lang)
     keys = _reverse_table(lang, k)
     out: list[str] = []
+    tail = ""  # output so far without separators, to spot keys that would form across a boundary
     for j, (kind, o) in enumerate(pieces):
         s = _roman_piece(kind, o, k, vowels)
         if kind == "l" and j + 1 < len(pieces):
             s = _CHILLU_MARK  # mid-word chillu
-        if out and s:
-            prev = out[-1]
-            if _longest(prev + s, 0, keys) > len(prev):
-                out.append(_SEP)
-            elif kind == "V" and pieces[j - 1][0] in ("c",):
-                out.append(_SEP)
+        if s and _crosses(tail[-3:], s, keys):
+            out.append(_SEP)
         out.append(s)
+        tail += s
     return "".join(out)
+
+
+def _crosses(left: str, right: str, keys: dict[str, tuple[str, int]]) -> bool:
+    """Whether some key (other than kSh, which reads back the same) spans the join of `left` and `right`."""
+    both = left + right
+    for start in range(len(left)):
+        for size in range(len(left) - start + 1, min(5, len(both) - start + 1)):
+            key = both[start:start + size]
+            if key in keys and key != "kSh":
+                return True
+    return False
 
 
 def _casual_run(pieces: list[Piece], lang: str) -> str:
@@ -206,30 +215,35 @@ def _casual_run(pieces: list[Piece], lang: str) -> str:
     for j, (kind, o) in enumerate(pieces):
         if kind == "c":
             prev_c = cons(j - 2) if j >= 2 and pieces[j - 1][0] == "h" else None
+            next_c = cons(j + 2) if j + 1 < n and pieces[j + 1][0] == "h" else None
             s = _CASUAL_CONS.get(o, "")
-            if prev_c == o and len(s) > 1:
-                s = ""  # geminated digraph written once: த்த -> th
-            elif lang == "ta":
-                s = _tamil_casual(o, s, prev_c, vowel_before(j), vowel_after(j), cons(j + 2)
-                                  if j + 1 < n and pieces[j + 1][0] == "h" else None)
+            if o == 0x24 and lang not in DRAVIDIAN:
+                s = "t"  # "th" for dental t is a Dravidian habit
+            rule = None
+            if lang == "ta":
+                rule = _tamil_casual(o, prev_c, vowel_before(j), vowel_after(j), next_c)
             elif lang == "ml":
-                if o == 0x31 and prev_c == 0x28:
-                    s = "t"  # ന്റ -> nt
-                elif o == 0x31 and prev_c == 0x31:
-                    s = "t"
-                    out[-1] = "t"  # റ്റ -> tt
-                elif o == 0x19 and cons(j + 2) == 0x19:
-                    s = "n"  # ങ്ങ -> ng
-                elif o == 0x19 and cons(j + 2) == 0x15:
-                    s = "n"  # ങ്ക -> nk
+                rule = _malayalam_casual(o, prev_c, next_c)
+            elif o == 0x1E and prev_c == 0x1C:
+                rule = "y"  # ज्ञ -> gy
+            elif o == 0x1C and next_c == 0x1E:
+                rule = "g"
+            if rule is not None:
+                s = rule
+            elif prev_c == o and len(s) > 1:
+                s = ""  # geminated digraph written once: த்த -> th
             out.append(s)
         elif kind == "a":
-            last = j == n - 1 and lang in ("hi", "mr", "ne") and j > 1
+            # schwa deletion: final inherent a of a word of 2+ syllables, not after a cluster
+            last = j == n - 1 and lang in ("hi", "mr", "ne") and j > 1 and not (j >= 2 and pieces[j - 2][0] == "h")
             out.append("" if last else "a")
         elif kind in ("v", "V"):
             out.append(_CASUAL_VOWEL.get(o, ""))
         elif kind == "u":
             out.append("u")
+        elif kind == "x" and o == 0x02:  # anusvara: m before labials and at the end, else n
+            nxt = cons(j + 1)
+            out.append("m" if nxt is None or nxt in (0x2A, 0x2B, 0x2C, 0x2D, 0x2E) else "n")
         elif kind == "x":
             out.append(_CASUAL_OTHER.get(o, ""))
         elif kind == "d":
@@ -238,8 +252,8 @@ def _casual_run(pieces: list[Piece], lang: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
 
 
-def _tamil_casual(o: int, s: str, prev_c: int | None, v_before: bool, v_after: bool, next_c: int | None) -> str:
-    """Tamil consonants are voiced or softened by position (see module docstring)."""
+def _tamil_casual(o: int, prev_c: int | None, v_before: bool, v_after: bool, next_c: int | None) -> str | None:
+    """Tamil consonants voiced or softened by position (see module docstring); None = default spelling."""
     single = prev_c is None
     if o == 0x15 and ((single and v_before and v_after) or prev_c == 0x19):
         return "g"
@@ -251,10 +265,8 @@ def _tamil_casual(o: int, s: str, prev_c: int | None, v_before: bool, v_after: b
         if prev_c == 0x1E:
             return "j"
         if prev_c == 0x1A:
-            return "ch"
-        if next_c == 0x1A:
             return ""
-        return "s" if single else "ch"
+        return "ch" if next_c == 0x1A or not single else "s"
     if o == 0x1E and next_c == 0x1A:
         return "n"
     if o == 0x2A and prev_c == 0x2E:
@@ -266,7 +278,20 @@ def _tamil_casual(o: int, s: str, prev_c: int | None, v_before: bool, v_after: b
             return "r"
         if next_c == 0x31:
             return "t"
-    return s
+    return None
+
+
+def _malayalam_casual(o: int, prev_c: int | None, next_c: int | None) -> str | None:
+    """Malayalam clusters typed differently from their letters; None = default spelling."""
+    if o == 0x31 and prev_c in (0x28, 0x31):
+        return "t"  # ന്റ -> nt, റ്റ -> tt
+    if o == 0x31 and next_c == 0x31:
+        return "t"
+    if o == 0x19 and next_c in (0x19, 0x15):
+        return "n"  # ങ്ങ -> ng, ങ്ക -> nk
+    if o == 0x19 and prev_c == 0x19:
+        return "g"
+    return None
 
 
 def _runs(text: str, base: int) -> list[tuple[bool, str]]:
@@ -284,7 +309,10 @@ def romanize(text: str, lang: str, *, scheme: str = "iso") -> str:
     """Native-script runs of `text` -> Latin in `scheme`; everything else is left as it is."""
     base = _check(lang, scheme)
     text = unicodedata.normalize("NFC", text)
-    if lang == "ml":  # old chillu spelling: consonant + virama + ZWJ
+    if lang == "ml":  # chillu + virama (Unicode 9 ൻ്റ) is the same cluster as ന്റ
+        text = re.sub("[\u0d7a-\u0d7f]\u0d4d", lambda m: chr(_CHILLU[ord(m.group(0)[0]) - base] + base) + "\u0d4d",
+                      text)
+        # old chillu spelling: consonant + virama + ZWJ
         text = re.sub("([\u0d23\u0d28\u0d30\u0d32\u0d33\u0d15])\u0d4d\u200d",
                       lambda m: chr({v: k for k, v in _CHILLU.items()}[ord(m.group(1)) - base] + base), text)
     out = []
@@ -315,11 +343,11 @@ def _reverse_table(lang: str, k: int) -> dict[str, tuple[str, int]]:
     table[_CHILLU_MARK] = ("l", 0)
     table[_SEP] = ("s", 0)
     if k == 0:
+        table["kSh"] = ("k", 0)  # क्ष, built in _latin_to_native
         for alias, key in {"aa": "A", "ii": "I", "uu": "U", "ee": "I", "oo": "U", "c": "ch", "w": "v",
                            "x": "kSh", "R^i": "RRi", ".m": "M", "L^i": "LLi"}.items():
             if key in table and alias not in table:
                 table[alias] = table[key]
-        table["kSh"] = ("k", 0)  # handled in _parse_latin: क्ष
     _REV_CACHE[(lang, k)] = table
     return table
 
@@ -365,7 +393,7 @@ def _latin_to_native(text: str, base: int, lang: str, k: int) -> str:
         if not size:
             close(word_end=True)
             ch = text[i]
-            out.append(str(int(ch)) if ch.isdigit() else ch)
+            out.append(ch)
             i += 1
             continue
         kind, o = keys[text[i:i + size]]
