@@ -50,9 +50,11 @@ def fasttext_supervised(train_texts: Sequence[str], train_labels: np.ndarray, te
     n_classes = int(np.max(train_labels)) + 1
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         path = Path(tmp) / "train.txt"
+        # shuffled: task files are often sorted by label, and fastText's SGD reads the file in order
+        order = np.random.default_rng(seed).permutation(len(train_texts))
         with open(path, "w", encoding="utf-8") as f:
-            for text, label in zip(train_texts, train_labels):
-                f.write(f"__label__{int(label)} {' '.join(text.split())}\n")
+            for i in order:
+                f.write(f"__label__{int(train_labels[i])} {' '.join(train_texts[i].split())}\n")
         model = fasttext.train_supervised(str(path), epoch=epoch, lr=lr, dim=dim, wordNgrams=word_ngrams, minn=minn,
                                           maxn=maxn, thread=thread, seed=seed, verbose=0)
     # a list of strings: fasttext 0.9.3's single-string predict fails under NumPy 2

@@ -533,7 +533,7 @@ STAGES: list[Stage] = [
     Stage("corpus", corpus, reads=("langs", "corpus", "data.max_task_rows"), after=("fetch",)),
     Stage("tokenizer", tokenizer, reads=("tokenizer", "data.max_task_rows"), after=("fetch", "corpus")),
     Stage("encode", encode, reads=("encode", "data.max_task_rows", "tasks"), after=("fetch", "corpus", "tokenizer")),
-    Stage("baselines", baselines, reads=("evaluate", "tasks", "data.max_task_rows"), after=("fetch",)),
+    Stage("baselines", baselines, reads=("evaluate", "tasks", "data.max_task_rows"), after=("fetch",), version=2),
     Stage("pretrain", pretrain, reads=("model", "pretrain", "encode"), after=("encode",)),
     Stage("finetune_lm", finetune_lm, reads=("model", "finetune_lm", "pretrain.directions"),
           after=("encode", "pretrain")),
