@@ -101,6 +101,8 @@ class TokenizerConfig:
     max_sentences: int = 1_000_000
     task_text: bool = True  # also train on the tasks' train text
     seed: int = 0
+    # share of the sentence sample per corpus part: a language code ("ta"), "synthetic" or "task"
+    weights: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -227,12 +227,13 @@ def tokenizer(ctx: StageContext) -> dict[str, Any]:
     from .tokenizer import train_tokenizer
 
     t = ctx.cfg.tokenizer
-    inputs: list[Path] = lm_text_files(ctx.input("corpus"))
+    corpus_dir = ctx.input("corpus")
+    inputs = [(p, t.weights.get(p.relative_to(corpus_dir).parts[0], 1.0)) for p in lm_text_files(corpus_dir)]
     if t.task_text and ctx.cfg.tasks:
         tasks = load_tasks(ctx.cfg, read_json(ctx.input("fetch") / "fetched.json"))
         extra = ctx.out / "task-train.txt.in"
         if _write_task_text(tasks, ("train",), extra):
-            inputs.append(extra)
+            inputs.append((extra, t.weights.get("task", 1.0)))
     model = train_tokenizer(inputs, ctx.out, vocab_size=t.vocab_size, model_type=t.model_type,
                             character_coverage=t.character_coverage, max_sentences=t.max_sentences,
                             seed=t.seed, user_defined_symbols=MARKERS)
@@ -253,9 +254,10 @@ def encode(ctx: StageContext) -> dict[str, Any]:
     for name, data in tasks.items():
         tdir = ctx.out / "tasks" / name
         for role, split in data.splits.items():
-            docs = tok.encode([prepare_text(t) for t in split.texts])
-            docs = [d if d else [tok.eos_id] for d in docs]
+            texts = [prepare_text(t) for t in split.texts]
+            docs = [d if d else [tok.eos_id] for d in tok.encode(texts)]
             write_token_store(docs, tdir / role, vocab_size=tok.vocab_size)
+            write_json(tdir / role / "texts.json", texts)  # for subword-regularization sampling
             np.save(tdir / role / "labels.npy", np.asarray(split.labels, dtype=np.int64))
         write_json(tdir / "task.json", {
             "classes": list(data.classes), "unavailable": data.unavailable, "metric": data.spec.metric,
@@ -357,13 +359,24 @@ def finetune_lm(ctx: StageContext) -> dict[str, Any]:
 
 
 def _classifier_batches(tdir: Path, role: str, bs: int, *, shuffle: bool, seed: int, backwards: bool,
-                        max_len: int, with_labels: bool = True):
+                        max_len: int, sampler: Any = None):
+    """Batches of one encoded split; `sampler` (a Tokenizer) turns on subword-regularization sampling."""
     from .tokens import ClassifierBatches, TokenStore
 
     store = TokenStore.open(tdir / role)
     docs = [store.doc(i) for i in range(len(store))]
-    labels = np.load(tdir / role / "labels.npy") if with_labels else None
-    return ClassifierBatches(docs, labels, bs, shuffle=shuffle, seed=seed, max_len=max_len, backwards=backwards)
+    labels = np.load(tdir / role / "labels.npy")
+    resample = None
+    if sampler is not None:
+        texts = read_json(tdir / role / "texts.json")
+        resample = lambda i: sampler.encode([texts[i]], sample=True)[0] or [sampler.eos_id]  # noqa: E731
+    return ClassifierBatches(docs, labels, bs, shuffle=shuffle, seed=seed, max_len=max_len, backwards=backwards,
+                             resample=resample)
+
+
+def _tokenizer_of(encode_dir: Path) -> Path:
+    """The tokenizer folder an encode output was made with (recorded in its metadata)."""
+    return Path(read_json(encode_dir / "_stage.json")["inputs"]["tokenizer"]["path"])
 
 
 def classifier(ctx: StageContext) -> dict[str, Any]:
@@ -371,6 +384,7 @@ def classifier(ctx: StageContext) -> dict[str, Any]:
     import torch
 
     from .model import build_classifier, build_language_model, load_encoder_into_classifier
+    from .tokenizer import Tokenizer
     from .train import ClassifierTrainConfig, predict_proba, train_classifier
 
     cfg, c = ctx.cfg, ctx.cfg.classifier
@@ -395,8 +409,9 @@ def classifier(ctx: StageContext) -> dict[str, Any]:
                 model = build_classifier(_lm_config(cfg, vocab_size, c.drop_mult), n_classes, bptt=cfg.model.bptt,
                                          max_len=c.max_len)
                 load_encoder_into_classifier(model, lm)
+                sampler = Tokenizer.load(_tokenizer_of(ctx.input("encode"))) if c.subword_sampling else None
                 train = _classifier_batches(tdir, "train", c.batch_size, shuffle=True, seed=seed,
-                                            backwards=backwards, max_len=c.max_len)
+                                            backwards=backwards, max_len=c.max_len, sampler=sampler)
                 valid = _classifier_batches(tdir, "valid", c.batch_size, shuffle=False, seed=seed,
                                             backwards=backwards, max_len=c.max_len) if has_valid else None
                 tcfg = ClassifierTrainConfig(
