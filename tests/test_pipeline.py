@@ -157,6 +157,9 @@ def test_recipe_end_to_end_then_cached(tiny_setup: dict[str, Path]) -> None:
     ran = [s.name for s in third.stages if s.status == "ran"]
     assert ran == ["classifier", "evaluate", "table"]
 
+    sampled = run_recipe(tiny_setup["recipe"], overrides=["classifier.subword_sampling=true"], **kw)
+    assert [s.name for s in sampled.stages if s.status == "ran"] == ["classifier", "evaluate", "table"]
+
 
 def test_predictor_loads_a_finished_run(tiny_setup: dict[str, Path]) -> None:
     from ulmfit_multi.predict import Predictor

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import json
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -238,6 +239,7 @@ class Config:
     runtime: Runtime = field(default_factory=Runtime)
     preset: str = "base"
     source_file: str = ""
+    overrides: list[str] = field(default_factory=list)  # the --set items, recorded for the run folder name
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON/TOML-able)."""
@@ -390,6 +392,8 @@ def load_recipe(name_or_path: str | Path, preset: str | None = None,
     cfg: Config = from_dict(Config, merged, str(path) if not overrides else f"{path} (with --set)", "")
     cfg.preset = preset or "base"
     cfg.source_file = str(path)
+    cfg.overrides = sorted(overrides) if isinstance(overrides, list) else (
+        [json.dumps(overrides, sort_keys=True)] if overrides else [])
     if not cfg.recipe.name:
         cfg.recipe.name = path.stem
     if not cfg.recipe.langs:

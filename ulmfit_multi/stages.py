@@ -140,8 +140,11 @@ def store_dir(paths: Paths, stage: str, fp: str) -> Path:
 
 
 def run_dir_for(paths: Paths, cfg: Config) -> Path:
-    """The human-readable run folder of a recipe and preset."""
-    return paths.work_dir / "runs" / f"{cfg.recipe.name}-{cfg.preset}"
+    """The human-readable run folder of a recipe and preset (plus a short hash of any --set overrides)."""
+    name = f"{cfg.recipe.name}-{cfg.preset}"
+    if cfg.overrides:
+        name += "-" + hashlib.sha256(canonical_json(cfg.overrides).encode()).hexdigest()[:8]
+    return paths.work_dir / "runs" / name
 
 
 def stage_status(stages: list[Stage], cfg: Config, paths: Paths) -> list[tuple[str, str, str]]:

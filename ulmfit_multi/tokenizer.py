@@ -1,254 +1,412 @@
-"""SentencePiece tokenizer: training on a bounded sample, parallel encoding to a token memmap.
+"""SentencePiece training, loading, and parallel encoding of corpus shards into a token memmap.
 
-Fixed ids: pad 0, unk 1, bos 2, eos 3. A tokenizer folder is self-contained: `spm.model`,
-`spm.vocab` and `tokenizer.json` (metadata incl. the model's sha256), so a classifier can ship with it.
+Corpus format read here: UTF-8 text, one sentence per line, documents separated by a blank line.
+Encoded output (see `tokens.TokenStore`): tokens.npy (flat ids, each sentence followed by EOS_ID),
+offsets.npy (int64, n_docs+1 document boundaries) and meta.json.
+
+This module does not import torch, so encoding workers start fast.
 """
 
 from __future__ import annotations
 
+import io
+import itertools
+import json
+import logging
+import multiprocessing as mp
 import os
-import random
+import re
 import time
-from collections.abc import Iterator, Sequence
-from multiprocessing import Pool
+from collections import deque
 from pathlib import Path
+from typing import IO, Iterator, Sequence
 
 import numpy as np
+import sentencepiece as spm
 
-from .atomic import atomic_write, read_json, sha256_file, write_json
-from .errors import DataError
+from ulmfit_multi.atomic import atomic_write, sha256_file, write_json
+from ulmfit_multi.errors import DataError
+
+log = logging.getLogger(__name__)
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
-LINES_PER_CHUNK = 2_000
+MODEL_NAME, VOCAB_NAME, META_NAME = "spm.model", "spm.vocab", "tokenizer.json"
+_CHUNK_BYTES = 1 << 20  # text per encoding task: large enough to amortize pickling, small enough to stream
+_RANDOM_BLOCK = 1 << 16
 
 
-def _iter_lines(paths: Sequence[Path]) -> Iterator[tuple[Path, int, str]]:
-    for path in paths:
-        with open(path, "rb") as f:
-            for lineno, raw in enumerate(f, 1):
-                try:
-                    yield path, lineno, raw.decode("utf-8").rstrip("\n")
-                except UnicodeDecodeError as e:
-                    raise DataError(f"{path}:{lineno}: invalid UTF-8 ({e.reason})") from None
+# ---------------------------------------------------------------- training
 
 
-def sample_sentences(inputs: Sequence[Path] | Sequence[tuple[Path, float]], max_sentences: int,
-                     seed: int = 0) -> list[str]:
-    """A deterministic reservoir sample of non-empty lines; (path, weight) pairs set each source's share."""
-    weighted = [(Path(p[0]), float(p[1])) if isinstance(p, tuple) else (Path(p), 1.0) for p in inputs]
-    total_w = sum(w for _, w in weighted) or 1.0
-    rng = random.Random(seed)
-    out: list[str] = []
-    for path, weight in weighted:
-        quota = max(1, int(max_sentences * weight / total_w))
-        reservoir: list[str] = []
-        for i, (_, _, line) in enumerate((t for t in _iter_lines([path]) if t[2].strip())):
-            if len(reservoir) < quota:
-                reservoir.append(line)
-            else:
-                j = rng.randint(0, i)
-                if j < quota:
-                    reservoir[j] = line
-        out.extend(reservoir)
+def _normalize_inputs(inputs: Sequence[Path] | Sequence[tuple[Path, float]]) -> list[tuple[Path, float | None]]:
+    """[(path, weight or None)]; None means 'natural share' (plain paths)."""
+    out: list[tuple[Path, float | None]] = []
+    for item in inputs:
+        path, weight = (item if isinstance(item, tuple) else (item, None))
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path}: tokenizer input file not found")
+        if weight is not None and not weight > 0:
+            raise DataError(f"{path}: weight must be > 0, got {weight}")
+        out.append((path, None if weight is None else float(weight)))
+    if not out:
+        raise DataError("train_tokenizer: no input files")
+    if len({w is None for _, w in out}) > 1:
+        raise DataError("train_tokenizer: give either all paths weighted (path, weight) or none")
     return out
+
+
+def _nonempty_lines(path: Path) -> Iterator[str]:
+    """Non-blank lines of a UTF-8 file, without the newline; errors name file and line."""
+    with open(path, encoding="utf-8", newline="\n") as f:
+        lineno = 0
+        try:
+            for lineno, line in enumerate(f, 1):
+                line = line.rstrip("\r\n")
+                if line.strip():
+                    yield line
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}:{lineno + 1}: not valid UTF-8 ({e.reason})") from e
+
+
+def _quotas(counts: list[int], weights: list[float | None], max_sentences: int) -> list[int]:
+    """Sentences to draw from each source: natural shares when unweighted, weight shares otherwise."""
+    total = sum(counts)
+    n = min(max_sentences, total)
+    if weights[0] is None:
+        shares = [c / total if total else 0.0 for c in counts]
+    else:
+        s = sum(weights)  # type: ignore[arg-type]
+        shares = [w / s for w in weights]  # type: ignore[operator]
+    quotas = [int(n * sh) for sh in shares]
+    # hand the rounding remainder to the largest fractional parts so the total is exactly n
+    rest = n - sum(quotas)
+    order = sorted(range(len(counts)), key=lambda i: -(n * shares[i] - quotas[i]))
+    for i in order[:rest]:
+        quotas[i] += 1
+    return quotas
+
+
+def _selection_sample(lines: Iterator[str], count: int, k: int, rng: np.random.Generator) -> Iterator[str]:
+    """Knuth's algorithm S: exactly k of `count` lines, uniform, in file order, O(1) memory."""
+    needed, remaining = k, count
+    u = rng.random(_RANDOM_BLOCK)
+    j = 0
+    for line in lines:
+        if needed == 0:
+            return
+        if j == len(u):
+            u, j = rng.random(_RANDOM_BLOCK), 0
+        if u[j] * remaining < needed:
+            needed -= 1
+            yield line
+        j += 1
+        remaining -= 1
+
+
+def _sample_sentences(sources: list[tuple[Path, float | None]], counts: list[int], quotas: list[int],
+                      seed: int) -> Iterator[str]:
+    """Yield each source's quota; a source asked for more than it has is repeated (oversampled)."""
+    for i, ((path, _), count, quota) in enumerate(zip(sources, counts, quotas)):
+        if count == 0 or quota == 0:
+            continue
+        rng = np.random.default_rng([seed, i])
+        full, part = divmod(quota, count)
+        for _ in range(full):
+            yield from _nonempty_lines(path)
+        if part:
+            yield from _selection_sample(_nonempty_lines(path), count, part, rng)
 
 
 def train_tokenizer(inputs: list[Path] | list[tuple[Path, float]], out_dir: Path, *, vocab_size: int,
                     model_type: str = "unigram", character_coverage: float = 0.9995,
                     max_sentences: int = 1_000_000, seed: int = 0,
-                    user_defined_symbols: Sequence[str] = ()) -> Path:
-    """Train SentencePiece on a bounded sample of the inputs; writes spm.model, spm.vocab, tokenizer.json."""
-    import sentencepiece as spm
+                    user_defined_symbols: Sequence[str] = (), hard_vocab_limit: bool = True) -> Path:
+    """Train SentencePiece on a seeded, weighted sample of lines; write spm.model, spm.vocab, tokenizer.json.
 
+    Weights set each source's share of the (at most `max_sentences`) sampled sentences; a source too small
+    for its share is repeated. Plain paths are sampled uniformly over all their lines.
+
+    Raises:
+        DataError: missing/invalid input, or `vocab_size` too large for the data (with `hard_vocab_limit`).
+    """
+    t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sentences = sample_sentences(inputs, max_sentences, seed)
-    if not sentences:
-        raise DataError(f"tokenizer: no text in {[str(p) for p in inputs]}")
+    sources = _normalize_inputs(inputs)
+    counts = [sum(1 for _ in _nonempty_lines(p)) for p, _ in sources]
+    if sum(counts) == 0:
+        raise DataError(f"{sources[0][0]}: no non-empty lines in tokenizer inputs")
+    quotas = _quotas(counts, [w for _, w in sources], max_sentences)
+
+    model = io.BytesIO()
     spm.set_random_generator_seed(seed)
-    prefix = out_dir / ".spm-training"
-    kwargs = dict(
-        sentence_iterator=iter(sentences), model_prefix=str(prefix), vocab_size=vocab_size, model_type=model_type,
-        character_coverage=character_coverage, pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
-        user_defined_symbols=list(user_defined_symbols), input_sentence_size=0, shuffle_input_sentence=False,
-        hard_vocab_limit=False, num_threads=1, minloglevel=2,
-    )
     try:
-        spm.SentencePieceTrainer.train(**kwargs)
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=_sample_sentences(sources, counts, quotas, seed), model_writer=model,
+            vocab_size=vocab_size, model_type=model_type, character_coverage=character_coverage,
+            pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+            user_defined_symbols=list(user_defined_symbols), hard_vocab_limit=hard_vocab_limit,
+            input_sentence_size=0, shuffle_input_sentence=False,
+            # one thread: multi-threaded EM in the unigram trainer is not bit-reproducible
+            num_threads=1, minloglevel=2,
+        )
     except RuntimeError as e:
-        raise DataError(f"tokenizer: SentencePiece training failed on {len(sentences)} sentences: {e}") from None
-    os.replace(f"{prefix}.model", out_dir / "spm.model")
-    os.replace(f"{prefix}.vocab", out_dir / "spm.vocab")
-    sp = spm.SentencePieceProcessor(model_file=str(out_dir / "spm.model"))
-    write_json(out_dir / "tokenizer.json", {
+        msg = str(e)
+        m = re.search(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)", msg)
+        if m:
+            raise DataError(f"{sources[0][0]}: vocab_size={m.group(1)} is too large for this text "
+                            f"({sum(quotas)} sentences); use vocab_size <= {m.group(2)} "
+                            f"or hard_vocab_limit=False") from e
+        raise DataError(f"{sources[0][0]}: SentencePiece training failed: {msg}") from e
+
+    model_path = out_dir / MODEL_NAME
+    with atomic_write(model_path, "wb") as f:
+        f.write(model.getvalue())
+    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    with atomic_write(out_dir / VOCAB_NAME) as f:
+        for i in range(sp.get_piece_size()):
+            f.write(f"{sp.id_to_piece(i)}\t{sp.get_score(i):g}\n")
+    write_json(out_dir / META_NAME, {
         "vocab_size": sp.get_piece_size(), "requested_vocab_size": vocab_size, "model_type": model_type,
-        "character_coverage": character_coverage, "seed": seed, "sentences": len(sentences),
-        "inputs": [{"path": str(p if not isinstance(p, tuple) else p[0]),
-                    "weight": 1.0 if not isinstance(p, tuple) else p[1]} for p in inputs],
-        "user_defined_symbols": list(user_defined_symbols), "sha256": sha256_file(out_dir / "spm.model"),
+        "character_coverage": character_coverage, "seed": seed, "max_sentences": max_sentences,
+        "user_defined_symbols": list(user_defined_symbols), "hard_vocab_limit": hard_vocab_limit,
         "special_ids": {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID},
+        "inputs": [{"path": str(p), "sha256": sha256_file(p), "weight": w, "lines": c, "sampled": q}
+                   for (p, w), c, q in zip(sources, counts, quotas)],
+        "sentences": sum(quotas), "spm_sha256": sha256_file(model_path),
+        "sentencepiece_version": spm.__version__, "seconds": round(time.perf_counter() - t0, 3),
     })
-    return out_dir / "spm.model"
+    return model_path
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _model_path(path: Path) -> Path:
+    path = Path(path)
+    model = path / MODEL_NAME if path.is_dir() else path
+    if not model.is_file():
+        raise DataError(f"{model}: SentencePiece model not found")
+    return model
 
 
 class Tokenizer:
     """A loaded SentencePiece model with the toolkit's fixed special ids."""
 
-    def __init__(self, model_path: Path):
-        import sentencepiece as spm
-
-        self.model_path = Path(model_path)
-        if not self.model_path.exists():
-            raise DataError(f"{self.model_path}: no SentencePiece model here")
-        self.sp = spm.SentencePieceProcessor(model_file=str(self.model_path))
-        self.vocab_size = self.sp.get_piece_size()
-        self.pad_id, self.unk_id, self.eos_id = PAD_ID, UNK_ID, EOS_ID
-        meta = self.model_path.with_name("tokenizer.json")
-        self.checksum = read_json(meta)["sha256"] if meta.exists() else sha256_file(self.model_path)
+    def __init__(self, processor: spm.SentencePieceProcessor, checksum: str, path: Path | None = None):
+        self.sp = processor
+        self.path = path
+        self.checksum = checksum
+        self.vocab_size: int = processor.get_piece_size()
+        self.pad_id, self.unk_id, self.bos_id, self.eos_id = (
+            processor.pad_id(), processor.unk_id(), processor.bos_id(), processor.eos_id())
 
     @classmethod
     def load(cls, path: Path) -> "Tokenizer":
-        """Load from a tokenizer folder or a .model file."""
-        path = Path(path)
-        return cls(path / "spm.model" if path.is_dir() else path)
+        """Load from a directory holding spm.model, or from the .model file itself."""
+        model = _model_path(path)
+        try:
+            proc = spm.SentencePieceProcessor(model_file=str(model))
+        except (OSError, RuntimeError) as e:
+            raise DataError(f"{model}: not a SentencePiece model ({e})") from e
+        return cls(proc, sha256_file(model), model)
 
     def encode(self, texts: list[str], *, sample: bool = False, alpha: float = 0.1,
                nbest: int = -1) -> list[list[int]]:
-        """Token ids of each text; `sample` draws a subword segmentation (subword regularization)."""
+        """Token ids per text; `sample=True` draws a segmentation (subword regularization)."""
         if sample:
-            return self.sp.encode(texts, out_type=int, enable_sampling=True, alpha=alpha, nbest_size=nbest)
-        return self.sp.encode(texts, out_type=int)
+            return self.sp.encode(list(texts), out_type=int, enable_sampling=True, alpha=alpha, nbest_size=nbest)
+        return self.sp.encode(list(texts), out_type=int)
 
-    def decode(self, ids: list[int]) -> str:
-        """Text of token ids."""
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text for ids; control ids (pad, bos, eos) decode to nothing."""
         return self.sp.decode([int(i) for i in ids])
 
     def pieces(self, text: str) -> list[str]:
-        """Subword pieces of a text."""
+        """Subword pieces of one text."""
         return self.sp.encode(text, out_type=str)
 
-    def vocab(self) -> list[str]:
-        """Every piece, by id."""
-        return [self.sp.id_to_piece(i) for i in range(self.vocab_size)]
+    def __repr__(self) -> str:
+        return f"Tokenizer({self.path}, vocab_size={self.vocab_size}, sha256={self.checksum[:12]})"
 
 
-_WORKER: Tokenizer | None = None
+# ---------------------------------------------------------------- growable .npy
 
 
-def _init_worker(model_path: str) -> None:
-    global _WORKER
-    _WORKER = Tokenizer(Path(model_path))
+def token_dtype(vocab_size: int) -> np.dtype:
+    """uint16 when every id fits, else uint32."""
+    return np.dtype(np.uint16 if vocab_size <= 65535 else np.uint32)
 
 
-def _encode_chunk(lines: list[str]) -> tuple[list[np.ndarray], list[bool], int, int]:
-    """Encode a chunk of corpus lines; returns arrays (with EOS), document-end flags, words and unknowns."""
-    assert _WORKER is not None
-    texts = [ln for ln in lines if ln.strip()]
-    ids = _WORKER.encode(texts) if texts else []
-    out, ends, words, unk = [], [], 0, 0
-    it = iter(ids)
-    for ln in lines:
-        if not ln.strip():
-            ends.append(True)
-            out.append(np.empty(0, dtype=np.int64))
-            continue
-        seq = next(it)
-        words += len(ln.split())
-        unk += sum(1 for t in seq if t == UNK_ID)
-        out.append(np.asarray(seq + [EOS_ID], dtype=np.int64))
-        ends.append(False)
-    return out, ends, words, unk
+class NpyAppender:
+    """Append 1-D chunks to an open .npy file whose header is rewritten with the final length at close.
+
+    numpy pads v1 headers with room for a 21-digit growth axis, so the header length is unchanged.
+    """
+
+    def __init__(self, f: IO[bytes], dtype: np.dtype):
+        self.f, self.dtype, self.n = f, np.dtype(dtype), 0
+        self._write_header()
+        self.data_start = f.tell()
+
+    def _write_header(self) -> None:
+        np.lib.format.write_array_header_1_0(self.f, {
+            "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.n,)})
+
+    def append(self, arr: np.ndarray) -> None:
+        """Write `arr` (cast to the file dtype) at the end."""
+        self.f.write(np.ascontiguousarray(arr, dtype=self.dtype).tobytes())
+        self.n += len(arr)
+
+    def close(self) -> None:
+        """Rewrite the header with the final shape."""
+        end = self.f.tell()
+        self.f.seek(0)
+        self._write_header()
+        if self.f.tell() != self.data_start:
+            raise RuntimeError("npy header changed size while growing")
+        self.f.seek(end)
 
 
-def _chunks(paths: Sequence[Path]) -> Iterator[list[str]]:
-    buf: list[str] = []
-    for path in paths:
-        for _, _, line in _iter_lines([path]):
-            buf.append(line)
-            if len(buf) >= LINES_PER_CHUNK:
-                yield buf
-                buf = []
-        buf.append("")  # a file end is a document end
-    if buf:
-        yield buf
+# ---------------------------------------------------------------- corpus encoding
+
+_worker_sp: spm.SentencePieceProcessor | None = None
+
+
+def _init_worker(model_file: str) -> None:
+    global _worker_sp
+    _worker_sp = spm.SentencePieceProcessor(model_file=model_file)
+
+
+def _encode_chunk(sentences: list[str]) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    """(ids with EOS after each sentence, tokens per sentence incl. EOS, n_unk, n_words, n_bytes)."""
+    assert _worker_sp is not None
+    ids = _worker_sp.encode(sentences, out_type=int, num_threads=1)
+    lens = np.fromiter((len(x) + 1 for x in ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter(itertools.chain.from_iterable(x + [EOS_ID] for x in ids), dtype=np.int64,
+                       count=int(lens.sum()))
+    n_unk = int(np.count_nonzero(flat == UNK_ID))
+    n_words = sum(len(s.split()) for s in sentences)
+    n_bytes = sum(len(s.encode("utf-8")) for s in sentences)
+    return flat, lens, n_unk, n_words, n_bytes
+
+
+def _read_chunks(text_files: Sequence[Path], chunk_bytes: int) -> Iterator[tuple[list[str], list[int], int]]:
+    """(sentences, indices of sentences that end a document, raw bytes read) per chunk, in corpus order."""
+    sentences: list[str] = []
+    ends: list[int] = []
+    size = 0
+    for path in text_files:
+        if not Path(path).is_file():
+            raise DataError(f"{path}: corpus shard not found")
+        with open(path, encoding="utf-8", newline="\n") as f:
+            lineno = 0
+            try:
+                for lineno, line in enumerate(f, 1):
+                    size += len(line)
+                    if line.strip():
+                        sentences.append(line.rstrip("\r\n"))
+                    elif sentences and (not ends or ends[-1] != len(sentences) - 1):
+                        ends.append(len(sentences) - 1)
+                    if size >= chunk_bytes and (not sentences or (ends and ends[-1] == len(sentences) - 1)
+                                                or size >= 4 * chunk_bytes):
+                        yield sentences, ends, size
+                        sentences, ends, size = [], [], 0
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{lineno + 1}: not valid UTF-8 ({e.reason})") from e
+        # the end of a shard ends its last document
+        if sentences and (not ends or ends[-1] != len(sentences) - 1):
+            ends.append(len(sentences) - 1)
+    if sentences:
+        yield sentences, ends, size
+
+
+def _ordered_map(chunks: Iterator[tuple[list[str], list[int], int]], model_file: str,
+                 workers: int) -> Iterator[tuple[tuple, list[int], int]]:
+    """Encode chunks in a process pool with a bounded window, yielding results in input order."""
+    if workers <= 1:
+        _init_worker(model_file)
+        for sentences, ends, size in chunks:
+            yield _encode_chunk(sentences), ends, size
+        return
+    # spawn: the parent may hold threads (torch, tqdm); workers only need sentencepiece
+    with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(model_file,)) as pool:
+        pending: deque = deque()
+        for sentences, ends, size in chunks:
+            pending.append((pool.apply_async(_encode_chunk, (sentences,)), ends, size))
+            if len(pending) >= 2 * workers:  # bounded: corpora larger than RAM never queue up
+                res, e, s = pending.popleft()
+                yield res.get(), e, s
+        while pending:
+            res, e, s = pending.popleft()
+            yield res.get(), e, s
 
 
 def encode_corpus(tokenizer_path: Path, text_files: list[Path], out_dir: Path, *, workers: int = 0,
-                  progress: bool = True) -> dict:
-    """Encode corpus shards (one sentence a line, blank line between documents) into tokens.npy + offsets.npy.
+                  progress: bool = True, chunk_bytes: int = _CHUNK_BYTES) -> dict:
+    """Encode corpus shards in parallel into out_dir/{tokens.npy, offsets.npy, meta.json}; return meta.
 
-    Token ids stream to a raw temporary file (so corpora larger than RAM work), then get an .npy header:
-    uint16 when the vocabulary fits, else uint32. Chunks are encoded in a process pool, in order.
+    A document is the sentences between blank lines (or a shard's end); each sentence is followed by EOS_ID.
+    Streams chunks of lines through a process pool and appends to growable .npy files, so memory stays
+    bounded whatever the corpus size. Output is identical for any `workers`.
     """
-    from tqdm import tqdm
-
-    started = time.perf_counter()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tok = Tokenizer.load(tokenizer_path)
-    dtype = np.uint16 if tok.vocab_size <= np.iinfo(np.uint16).max + 1 else np.uint32
-    raw = out_dir / ".tokens.raw"
-    offsets = [0]
-    n_tokens = words = unk = 0
-    doc_open = False
+    t0 = time.perf_counter()
+    model = _model_path(tokenizer_path)
+    tok = Tokenizer.load(model)
+    text_files = [Path(p) for p in text_files]
     workers = workers or os.cpu_count() or 1
-    total_bytes = sum(p.stat().st_size for p in text_files)
-    with open(raw, "wb") as f, tqdm(unit=" lines", unit_scale=True, desc="encode", disable=not progress,
-                                     leave=False) as bar:
-        pool = Pool(workers, initializer=_init_worker, initargs=(str(tok.model_path),)) if workers > 1 else None
-        if pool is None:
-            _init_worker(str(tok.model_path))
-        try:
-            results = pool.imap(_encode_chunk, _chunks(text_files), chunksize=1) if pool else map(
-                _encode_chunk, _chunks(text_files))
-            for arrays, ends, w, u in results:
-                words += w
-                unk += u
-                for arr, end in zip(arrays, ends):
-                    if end:
-                        if doc_open:
-                            offsets.append(n_tokens)
-                            doc_open = False
-                        continue
-                    f.write(arr.astype(dtype).tobytes())
-                    n_tokens += len(arr)
-                    doc_open = True
-                bar.update(len(arrays))
-        finally:
-            if pool is not None:
-                pool.close()
-                pool.join()
-    if doc_open:
-        offsets.append(n_tokens)
-    if n_tokens == 0:
-        raw.unlink(missing_ok=True)
-        raise DataError(f"encode: no tokens in {[str(p) for p in text_files]}")
-    _raw_to_npy(raw, out_dir / "tokens.npy", dtype, n_tokens)
-    with atomic_write(out_dir / "offsets.npy", "wb") as f:
-        np.save(f, np.asarray(offsets, dtype=np.int64))
-    seconds = time.perf_counter() - started
+    dtype = token_dtype(tok.vocab_size)
+    out_dir = Path(out_dir)
+    total_bytes = sum(p.stat().st_size for p in text_files if p.is_file())
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="encode", mininterval=1.0)
+    n_tokens = n_unk = n_words = n_bytes = n_sents = 0
+    with atomic_write(out_dir / "tokens.npy", "wb") as ft, atomic_write(out_dir / "offsets.npy", "wb") as fo:
+        tokens, offsets = NpyAppender(ft, dtype), NpyAppender(fo, np.dtype(np.int64))
+        offsets.append(np.zeros(1, np.int64))
+        for (flat, lens, unk, words, nb), ends, size in _ordered_map(
+                _read_chunks(text_files, chunk_bytes), str(model), workers):
+            tokens.append(flat)
+            cum = np.cumsum(lens)
+            offsets.append(n_tokens + cum[np.asarray(ends, dtype=np.int64)])
+            n_tokens += int(cum[-1])
+            n_sents += len(lens)
+            n_unk, n_words, n_bytes = n_unk + unk, n_words + words, n_bytes + nb
+            if bar is not None:
+                bar.update(size)
+                bar.set_postfix_str(f"{n_tokens / (time.perf_counter() - t0):,.0f} tok/s", refresh=False)
+        tokens.close()
+        offsets.close()
+        n_docs = offsets.n - 1
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    n_pieces = n_tokens - n_sents  # EOS excluded from rates
     meta = {
-        "tokenizer_sha256": tok.checksum, "vocab_size": tok.vocab_size, "dtype": np.dtype(dtype).name,
-        "tokens": n_tokens, "documents": len(offsets) - 1, "words": words,
-        "tokens_per_word": round(n_tokens / max(words, 1), 4), "unk_rate": unk / max(n_tokens, 1),
-        "text_bytes": total_bytes, "seconds": round(seconds, 3),
-        "mb_per_second": round(total_bytes / 1e6 / max(seconds, 1e-9), 3),
-        "tokens_per_second": round(n_tokens / max(seconds, 1e-9), 1),
-        "inputs": [str(p) for p in text_files],
+        "format": "ulmfit_multi.tokens/1", "tokenizer_sha256": tok.checksum, "tokenizer": str(model),
+        "vocab_size": tok.vocab_size, "dtype": dtype.name, "eos_id": EOS_ID, "pad_id": PAD_ID,
+        "n_tokens": n_tokens, "n_docs": n_docs, "n_sentences": n_sents, "n_words": n_words,
+        "unk_rate": n_unk / n_pieces if n_pieces else 0.0,
+        "tokens_per_word": n_pieces / n_words if n_words else 0.0, "bytes": n_bytes,
+        "text_files": [{"path": str(p), "size": p.stat().st_size} for p in text_files],
+        "workers": workers, "seconds": round(seconds, 3),
+        "mb_per_s": round(n_bytes / 1e6 / seconds, 3) if seconds else None,
+        "tokens_per_s": round(n_tokens / seconds) if seconds else None,
     }
     write_json(out_dir / "meta.json", meta)
+    log.info("encoded %s tokens, %s docs in %.1fs", f"{n_tokens:,}", f"{n_docs:,}", seconds)
     return meta
 
 
-def _raw_to_npy(raw: Path, dest: Path, dtype: type, n: int) -> None:
-    """Prepend an .npy header to a raw token file without reading it into memory."""
-    import shutil
-
-    tmp = dest.with_name(dest.name + ".tmp")
-    with open(tmp, "wb") as out:
-        np.lib.format.write_array_header_1_0(out, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                                                   "fortran_order": False, "shape": (n,)})
-        with open(raw, "rb") as src:
-            shutil.copyfileobj(src, out, 1 << 22)
-    raw.unlink()
-    os.replace(tmp, dest)
+def read_meta(directory: Path) -> dict:
+    """meta.json of an encoded corpus."""
+    path = Path(directory) / "meta.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise DataError(f"{path}: not found") from e
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from e
