@@ -236,7 +236,7 @@ def tokenizer(ctx: StageContext) -> dict[str, Any]:
             inputs.append((extra, t.weights.get("task", 1.0)))
     model = train_tokenizer(inputs, ctx.out, vocab_size=t.vocab_size, model_type=t.model_type,
                             character_coverage=t.character_coverage, max_sentences=t.max_sentences,
-                            seed=t.seed, user_defined_symbols=MARKERS)
+                            seed=t.seed, user_defined_symbols=MARKERS, hard_vocab_limit=False)
     return {"model": str(model), **{k: v for k, v in read_json(ctx.out / "tokenizer.json").items()
                                      if k in ("vocab_size", "sentences", "model_type")}}
 

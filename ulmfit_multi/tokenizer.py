@@ -173,7 +173,7 @@ def train_tokenizer(inputs: list[Path] | list[tuple[Path, float]], out_dir: Path
         "special_ids": {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID},
         "inputs": [{"path": str(p), "sha256": sha256_file(p), "weight": w, "lines": c, "sampled": q}
                    for (p, w), c, q in zip(sources, counts, quotas)],
-        "sentences": sum(quotas), "spm_sha256": sha256_file(model_path),
+        "sentences": sum(quotas), "sha256": sha256_file(model_path),
         "sentencepiece_version": spm.__version__, "seconds": round(time.perf_counter() - t0, 3),
     })
     return model_path
@@ -193,29 +193,31 @@ def _model_path(path: Path) -> Path:
 class Tokenizer:
     """A loaded SentencePiece model with the toolkit's fixed special ids."""
 
-    def __init__(self, processor: spm.SentencePieceProcessor, checksum: str, path: Path | None = None):
-        self.sp = processor
-        self.path = path
-        self.checksum = checksum
-        self.vocab_size: int = processor.get_piece_size()
+    def __init__(self, model_path: Path):
+        self.model_path = _model_path(model_path)
+        try:
+            self.sp = spm.SentencePieceProcessor(model_file=str(self.model_path))
+        except (OSError, RuntimeError) as e:
+            raise DataError(f"{self.model_path}: not a SentencePiece model ({e})") from e
+        self.checksum: str = sha256_file(self.model_path)
+        self.vocab_size: int = self.sp.get_piece_size()
         self.pad_id, self.unk_id, self.bos_id, self.eos_id = (
-            processor.pad_id(), processor.unk_id(), processor.bos_id(), processor.eos_id())
+            self.sp.pad_id(), self.sp.unk_id(), self.sp.bos_id(), self.sp.eos_id())
 
     @classmethod
     def load(cls, path: Path) -> "Tokenizer":
         """Load from a directory holding spm.model, or from the .model file itself."""
-        model = _model_path(path)
-        try:
-            proc = spm.SentencePieceProcessor(model_file=str(model))
-        except (OSError, RuntimeError) as e:
-            raise DataError(f"{model}: not a SentencePiece model ({e})") from e
-        return cls(proc, sha256_file(model), model)
+        return cls(path)
 
     def encode(self, texts: list[str], *, sample: bool = False, alpha: float = 0.1,
                nbest: int = -1) -> list[list[int]]:
         """Token ids per text; `sample=True` draws a segmentation (subword regularization)."""
         if sample:
-            return self.sp.encode(list(texts), out_type=int, enable_sampling=True, alpha=alpha, nbest_size=nbest)
+            # one text per call, on this thread: a batch call runs on fresh worker threads whose random
+            # generators are all seeded from the global seed (set by train_tokenizer), so every batch
+            # call would draw the same "sample"; this thread's generator advances from call to call
+            return [self.sp.encode(t, out_type=int, enable_sampling=True, alpha=alpha, nbest_size=nbest)
+                    for t in texts]
         return self.sp.encode(list(texts), out_type=int)
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -226,16 +228,20 @@ class Tokenizer:
         """Subword pieces of one text."""
         return self.sp.encode(text, out_type=str)
 
+    def vocab(self) -> list[str]:
+        """Every piece, by id."""
+        return [self.sp.id_to_piece(i) for i in range(self.vocab_size)]
+
     def __repr__(self) -> str:
-        return f"Tokenizer({self.path}, vocab_size={self.vocab_size}, sha256={self.checksum[:12]})"
+        return f"Tokenizer({self.model_path}, vocab_size={self.vocab_size}, sha256={self.checksum[:12]})"
 
 
 # ---------------------------------------------------------------- growable .npy
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
-    """uint16 when every id fits, else uint32."""
-    return np.dtype(np.uint16 if vocab_size <= 65535 else np.uint32)
+    """uint16 when every id (0 .. vocab_size-1) fits, else uint32."""
+    return np.dtype(np.uint16 if vocab_size <= 65_536 else np.uint32)
 
 
 class NpyAppender:
@@ -303,15 +309,20 @@ def _read_chunks(text_files: Sequence[Path], chunk_bytes: int) -> Iterator[tuple
             lineno = 0
             try:
                 for lineno, line in enumerate(f, 1):
-                    size += len(line)
+                    size += len(line.encode("utf-8"))
                     if line.strip():
                         sentences.append(line.rstrip("\r\n"))
                     elif sentences and (not ends or ends[-1] != len(sentences) - 1):
                         ends.append(len(sentences) - 1)
-                    if size >= chunk_bytes and (not sentences or (ends and ends[-1] == len(sentences) - 1)
-                                                or size >= 4 * chunk_bytes):
-                        yield sentences, ends, size
-                        sentences, ends, size = [], [], 0
+                    if size >= chunk_bytes and sentences:
+                        if ends and ends[-1] == len(sentences) - 1:
+                            yield sentences, ends, size
+                            sentences, ends, size = [], [], 0
+                        elif size >= 4 * chunk_bytes and len(sentences) > 1:
+                            # cut inside a document: keep its last sentence so the document is still
+                            # open in the next chunk and a later blank line / shard end can close it
+                            yield sentences[:-1], ends, size
+                            sentences, ends, size = sentences[-1:], [], 0
             except UnicodeDecodeError as e:
                 raise DataError(f"{path}:{lineno + 1}: not valid UTF-8 ({e.reason})") from e
         # the end of a shard ends its last document
@@ -352,7 +363,7 @@ def encode_corpus(tokenizer_path: Path, text_files: list[Path], out_dir: Path, *
     """
     t0 = time.perf_counter()
     model = _model_path(tokenizer_path)
-    tok = Tokenizer.load(model)
+    tok = Tokenizer(model)
     text_files = [Path(p) for p in text_files]
     workers = workers or os.cpu_count() or 1
     dtype = token_dtype(tok.vocab_size)
@@ -378,23 +389,25 @@ def encode_corpus(tokenizer_path: Path, text_files: list[Path], out_dir: Path, *
             if bar is not None:
                 bar.update(size)
                 bar.set_postfix_str(f"{n_tokens / (time.perf_counter() - t0):,.0f} tok/s", refresh=False)
+        if n_tokens == 0:
+            raise DataError(f"{text_files[0] if text_files else out_dir}: no text to encode")
         tokens.close()
         offsets.close()
         n_docs = offsets.n - 1
     if bar is not None:
         bar.close()
     seconds = time.perf_counter() - t0
-    n_pieces = n_tokens - n_sents  # EOS excluded from rates
+    n_pieces = max(n_tokens - n_sents, 1)
+    # tokens/words/unk rate count subword pieces, not the EOS appended to each sentence
     meta = {
         "format": "ulmfit_multi.tokens/1", "tokenizer_sha256": tok.checksum, "tokenizer": str(model),
         "vocab_size": tok.vocab_size, "dtype": dtype.name, "eos_id": EOS_ID, "pad_id": PAD_ID,
-        "n_tokens": n_tokens, "n_docs": n_docs, "n_sentences": n_sents, "n_words": n_words,
-        "unk_rate": n_unk / n_pieces if n_pieces else 0.0,
-        "tokens_per_word": n_pieces / n_words if n_words else 0.0, "bytes": n_bytes,
-        "text_files": [{"path": str(p), "size": p.stat().st_size} for p in text_files],
+        "tokens": n_tokens, "documents": n_docs, "sentences": n_sents, "words": n_words,
+        "unk_rate": n_unk / n_pieces, "tokens_per_word": round(n_pieces / max(n_words, 1), 4),
+        "text_bytes": n_bytes, "inputs": [{"path": str(p), "size": p.stat().st_size} for p in text_files],
         "workers": workers, "seconds": round(seconds, 3),
-        "mb_per_s": round(n_bytes / 1e6 / seconds, 3) if seconds else None,
-        "tokens_per_s": round(n_tokens / seconds) if seconds else None,
+        "mb_per_second": round(n_bytes / 1e6 / max(seconds, 1e-9), 3),
+        "tokens_per_second": round(n_tokens / max(seconds, 1e-9)),
     }
     write_json(out_dir / "meta.json", meta)
     log.info("encoded %s tokens, %s docs in %.1fs", f"{n_tokens:,}", f"{n_docs:,}", seconds)

@@ -103,7 +103,8 @@ def _column(header: list[str], name: str, path: Path) -> int:
     raise DataError(f"{path}: line 1: no column '{name}' (columns: {header})")
 
 
-_ZW_RE = re.compile("[\u200b\u200c\u200d\ufeff]+$|^[\u200b\u200c\u200d\ufeff]+")
+# zero-width characters (and the whitespace around them) at either end; inside a word a ZWJ/ZWNJ is kept
+_ZW_RE = re.compile("[\\s\u200b\u200c\u200d\ufeff]+$|^[\\s\u200b\u200c\u200d\ufeff]+")
 
 
 def load_split(path: Path, spec: TaskSpec, role: str) -> Split:

@@ -1,0 +1,417 @@
+"""Pretrain several languages at once on Ray, and a data-parallel LM loop on Ray Train.
+
+    ulmfit-multi pretrain --langs mr,hi,ta --preset smoke --mirror ../shared/data --gpus-per-lang 0
+
+`pretrain_many` submits one Ray task per language. Each task calls the same stage engine as the
+single-language CLI (`run_recipe(lang, until="pretrain")`), so a retried task (lost node, crash, an
+exception) re-enters the engine: finished stages are skipped and training resumes from
+`store/pretrain/<fp12>.partial/<direction>/ckpt/last.pt`. That only works when `work_dir` is on
+storage every node sees (NFS, a shared volume); see docs/CLUSTER.md.
+
+Ray is imported only inside functions, so the rest of the package never needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+log = logging.getLogger("ulmfit_multi")
+
+STAGE_LINE = re.compile(r"\[\d+ (?P<stage>\w+)\] (?P<what>run|skip|done)")
+STATUS_PERIOD_S = 30.0  # how often the driver prints a "running: ..." line when nothing changed
+
+
+# ------------------------------------------------------------------ summaries and the final table
+
+
+def summarize_result(lang: str, result: Any) -> dict[str, Any]:
+    """valid_ppl per direction (pretrain stage summary) and LM tokens (encode summary) of a RunResult.
+
+    `result` is a RunResult (anything with `.stages`, each with `.name` and `.summary`) or a dict that
+    already holds "valid_ppl"/"tokens" (stand-in runners).
+    """
+    if isinstance(result, dict):
+        return {"valid_ppl": dict(result.get("valid_ppl") or {}), "tokens": result.get("tokens")}
+    stages = {s.name: s for s in getattr(result, "stages", [])}
+    pre = stages["pretrain"].summary if "pretrain" in stages else {}
+    enc = stages["encode"].summary if "encode" in stages else {}
+    ppl = {d: float(v["valid_ppl"]) for d, v in (pre or {}).items()
+           if isinstance(v, dict) and v.get("valid_ppl") is not None}
+    lm = (enc or {}).get("lm") or {}
+    return {"valid_ppl": ppl, "tokens": lm.get("tokens")}
+
+
+def lang_summary(lang: str, *, status: str, error: str = "", node: str = "", attempts: int = 0,
+                 seconds: float = 0.0, valid_ppl: dict[str, float] | None = None,
+                 tokens: int | None = None) -> dict[str, Any]:
+    """One language's entry in pretrain_many's result list."""
+    return {"lang": lang, "status": status, "error": error, "node": node, "attempts": attempts,
+            "seconds": round(float(seconds), 1), "valid_ppl": dict(valid_ppl or {}), "tokens": tokens}
+
+
+def error_text(exc: BaseException) -> str:
+    """A one-line reason: the task's own exception for RayTaskError, else the Ray error's name."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        exc = cause
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}"[:300]
+
+
+def format_table(summaries: list[dict[str, Any]]) -> str:
+    """The final table: lang, status, node, tries, valid ppl fwd/bwd, tokens, seconds (+ errors below)."""
+    def ppl(s: dict, d: str) -> str:
+        v = (s.get("valid_ppl") or {}).get(d)
+        return f"{v:.1f}" if isinstance(v, (int, float)) else "-"
+
+    header = ["lang", "status", "node", "tries", "ppl fwd", "ppl bwd", "tokens", "seconds"]
+    rows = [[s["lang"], s["status"], (s.get("node") or "-")[:12], str(s.get("attempts") or "-"),
+             ppl(s, "fwd"), ppl(s, "bwd"), f"{s['tokens']:,}" if isinstance(s.get("tokens"), int) else "-",
+             f"{s.get('seconds', 0):.1f}"] for s in summaries]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    right = {3, 4, 5, 6, 7}
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    out = [line(header), line(["-" * w for w in widths]), *map(line, rows)]
+    out += [f"{s['lang']}: {s['error']}" for s in summaries if s["status"] != "ok" and s.get("error")]
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------ the progress board (a Ray actor)
+
+
+class ProgressBoard:
+    """Per-language state that tasks update (node, try, current stage); the driver polls it."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, dict[str, Any]] = {}
+
+    def started(self, lang: str, node: str, host: str, pid: int) -> dict[str, Any] | None:
+        """A try begins; returns the previous try's record (None on the first try)."""
+        prev = dict(self.state[lang]) if lang in self.state else None
+        first = prev["first_start"] if prev else time.time()
+        self.state[lang] = {"node": node, "host": host, "pid": pid, "attempts": (prev or {}).get("attempts", 0) + 1,
+                            "stage": "starting", "first_start": first, "since": time.time()}
+        return prev
+
+    def stage(self, lang: str, stage: str) -> None:
+        if lang in self.state:
+            self.state[lang]["stage"] = stage
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        return self.state
+
+
+class _BoardHandler(logging.Handler):
+    """Forwards the stage engine's '[06 pretrain] run ...' lines to the board (fire and forget)."""
+
+    def __init__(self, board: Any, lang: str):
+        super().__init__(logging.INFO)
+        self.board, self.lang = board, lang
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            m = STAGE_LINE.search(record.getMessage())
+            if m:
+                what = m["what"]
+                self.board.stage.remote(self.lang, m["stage"] if what == "run" else f"{m['stage']} {what}")
+        except Exception:  # never let progress reporting break training
+            pass
+
+
+def clear_stale_locks(work_dir: Path, owner: str) -> list[Path]:
+    """Remove stage lock files written by `owner` ('host:pid', a try that is known to be over).
+
+    The stage engine takes over a dead process's lock only on the same host; a try lost with its
+    node leaves a lock that names another host, which would block the retry.
+    """
+    removed = []
+    for lock in (work_dir / "store").glob("*/*.lock"):
+        try:
+            if lock.read_text(encoding="utf-8").strip() == owner:
+                lock.unlink()
+                removed.append(lock)
+        except OSError:
+            pass
+    return removed
+
+
+def _run_language(lang: str, runner: Callable | None, kwargs: dict[str, Any], board: Any,
+                  work_dir: str) -> dict[str, Any]:
+    """Body of the per-language Ray task (a retry runs it again from the top)."""
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    host, pid = socket.gethostname(), os.getpid()
+    prev = ray.get(board.started.remote(lang, node, host, pid))
+    logs = Path(work_dir) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.FileHandler(logs / f"{lang}.log", encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    handlers = [file_handler, _BoardHandler(board, lang)]
+    pkg_log = logging.getLogger("ulmfit_multi")
+    old_level = pkg_log.level
+    pkg_log.setLevel(logging.INFO)
+    for h in handlers:
+        pkg_log.addHandler(h)
+    try:
+        attempt = (prev or {}).get("attempts", 0) + 1
+        log.info("=== %s: try %d on node %s (%s, pid %d)", lang, attempt, node[:12], host, pid)
+        if prev and prev.get("host") != host:
+            for lock in clear_stale_locks(Path(work_dir), f"{prev['host']}:{prev['pid']}"):
+                log.info("removed stale lock %s of the lost try on %s", lock, prev["host"])
+        if runner is None:
+            from .pipeline import run_recipe as runner
+        started = time.time()
+        try:
+            result = runner(lang, **kwargs)
+        except BaseException as e:
+            log.error("%s failed on try %d: %s: %s", lang, attempt, type(e).__name__, e)
+            raise
+        out = summarize_result(lang, result)
+        log.info("=== %s: finished in %.1fs, valid ppl %s, %s tokens", lang, time.time() - started,
+                 out["valid_ppl"], out["tokens"])
+        return {**out, "node": node}
+    finally:
+        for h in handlers:
+            pkg_log.removeHandler(h)
+        file_handler.close()
+        pkg_log.setLevel(old_level)
+
+
+# ------------------------------------------------------------------ pretrain_many
+
+
+def pretrain_many(langs: list[str], *, preset: str = "smoke", overrides: list[str] | dict | None = None,
+                  mirror: str | Path | None = None, data_dir: str | Path | None = None,
+                  work_dir: str | Path | None = None, address: str | None = None, gpus_per_lang: float = 1.0,
+                  max_retries: int = 2, until: str = "pretrain", runner: Callable | None = None,
+                  num_cpus: int | None = None, echo: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Run `runner(lang, until=...)` for each language as its own Ray task; one summary dict per language.
+
+    address: join that Ray cluster (or "auto"); None starts a local Ray (no dashboard, `num_cpus` CPUs,
+    default one per language) and shuts it down at the end. An already initialized Ray is reused.
+    gpus_per_lang: GPUs reserved per task when the cluster has any (0 otherwise). The stage engine
+    trains on one device; >1 only reserves GPUs (see `train_lm_ddp` for the data-parallel loop).
+    max_retries: Ray retries of a task after an exception or a lost worker/node.
+    runner: default `ulmfit_multi.pipeline.run_recipe`; must be picklable (a module-level function).
+    echo: where live lines and the final table go (default print).
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from .paths import Paths
+
+    say = echo or (lambda s: print(s, flush=True))
+    langs = list(dict.fromkeys(langs))
+    if not langs:
+        raise ValueError("pretrain_many: no languages given")
+    paths = Paths.resolve(data_dir, mirror, work_dir)
+    # resolved here, on the driver: relative paths mean nothing on another node
+    kwargs = {"preset": preset, "overrides": overrides, "mirror": str(paths.mirror) if paths.mirror else None,
+              "data_dir": str(paths.data_dir), "work_dir": str(paths.work_dir), "until": until,
+              "progress": False}
+    owns = not ray.is_initialized()
+    if owns:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=num_cpus or len(langs), include_dashboard=False, log_to_driver=False)
+    t0 = time.time()
+    try:
+        has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        num_gpus = float(gpus_per_lang) if has_gpu else 0.0
+        if num_gpus > 1:
+            log.warning("gpus_per_lang=%s: each language reserves %s GPUs, but the pretrain stage trains "
+                        "on one device (data-parallel pretraining is not wired into the stage engine)",
+                        gpus_per_lang, num_gpus)
+        here = ray.get_runtime_context().get_node_id()
+        board = ray.remote(num_cpus=0)(ProgressBoard).options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
+        task = ray.remote(_run_language).options(num_gpus=num_gpus, max_retries=max_retries,
+                                                 retry_exceptions=True, name="pretrain")
+        pending = {task.remote(lang, runner, kwargs, board, str(paths.work_dir)): lang for lang in langs}
+        say(f"pretrain_many: {len(langs)} languages ({', '.join(langs)}), preset {preset}, "
+            f"{num_gpus:g} GPU(s) each, up to {max_retries} retries, work dir {paths.work_dir}")
+        results: dict[str, dict[str, Any]] = {}
+        seen: dict[str, tuple] = {}
+        last_status = time.time()
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
+            snap = _snapshot(board)
+            for ref in ready:
+                lang = pending.pop(ref)
+                st = snap.get(lang, {})
+                seconds = time.time() - st.get("first_start", t0)
+                try:
+                    out = ray.get(ref)
+                    results[lang] = lang_summary(lang, status="ok", node=out["node"], attempts=st.get("attempts", 1),
+                                                 seconds=seconds, valid_ppl=out["valid_ppl"], tokens=out["tokens"])
+                    ppl = " ".join(f"{d} {v:.1f}" for d, v in results[lang]["valid_ppl"].items())
+                    say(f"[{lang}] ok after {seconds:.0f}s on {out['node'][:12]} (try {st.get('attempts', 1)})"
+                        + (f", valid ppl {ppl}" if ppl else ""))
+                except Exception as e:  # RayTaskError, WorkerCrashedError, NodeDiedError, ...
+                    results[lang] = lang_summary(lang, status="failed", error=error_text(e), node=st.get("node", ""),
+                                                 attempts=st.get("attempts", 0), seconds=seconds)
+                    say(f"[{lang}] FAILED after {st.get('attempts', 0)} tries: {results[lang]['error']}")
+            changed = False
+            for lang in pending.values():
+                st = snap.get(lang)
+                if st is None:
+                    continue
+                key = (st["node"], st["attempts"], st["stage"])
+                if seen.get(lang) != key:
+                    seen[lang] = key
+                    changed = True
+                    retry = f" (try {st['attempts']})" if st["attempts"] > 1 else ""
+                    say(f"[{lang}] {st['stage']} on {st['node'][:12]}{retry}")
+            if pending and not changed and time.time() - last_status > STATUS_PERIOD_S:
+                say("running: " + ", ".join(f"{lg} ({snap.get(lg, {}).get('stage', 'queued')})"
+                                            for lg in pending.values()) + f" [{time.time() - t0:.0f}s]")
+                last_status = time.time()
+            elif changed:
+                last_status = time.time()
+        summaries = [results[lang] for lang in langs]
+        say(format_table(summaries))
+        say(f"wall time {time.time() - t0:.1f}s; logs in {paths.work_dir / 'logs'}")
+        return summaries
+    finally:
+        if owns:
+            ray.shutdown()
+
+
+def _snapshot(board: Any) -> dict[str, dict[str, Any]]:
+    import ray
+
+    try:
+        return ray.get(board.snapshot.remote(), timeout=10)
+    except Exception:
+        return {}
+
+
+# ------------------------------------------------------------------ data-parallel LM loop (Ray Train)
+
+
+def _global_batches(tokens: Any, batch_size: int, bptt: int, steps: int):
+    """(x, y) pairs of shape (batch_size, bptt): the token array laid out as batch_size rows."""
+    import numpy as np
+
+    tokens = np.asarray(tokens, dtype=np.int64)
+    per_row = len(tokens) // batch_size
+    if per_row < steps * bptt + 1:
+        raise ValueError(f"train_lm_ddp: {len(tokens)} tokens are too few for {steps} steps of "
+                         f"{batch_size}x{bptt}")
+    rows = tokens[: per_row * batch_size].reshape(batch_size, per_row)
+    for i in range(steps):
+        s = i * bptt
+        yield rows[:, s:s + bptt], rows[:, s + 1:s + bptt + 1]
+
+
+def _ddp_loop(config: dict[str, Any]) -> None:
+    """Ray Train worker: every rank trains on its slice of the same global batch; rank 0 records losses."""
+    import json
+
+    import numpy as np
+    import ray.train
+    import ray.train.torch
+    import torch
+    import torch.distributed as dist
+    import torch.nn.functional as F
+
+    from .model import ModelConfig, build_language_model
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.manual_seed(config["seed"])
+    torch.set_num_threads(1)
+    model = build_language_model(ModelConfig(**config["model"]))
+    model = ray.train.torch.prepare_model(model)  # DDP (gloo on CPU, nccl on GPU); syncs rank 0's weights
+    device = ray.train.torch.get_device()
+    opt = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    bs = config["batch_size"]
+    if bs % world:
+        raise ValueError(f"global batch {bs} is not divisible by {world} workers")
+    lo, hi = rank * bs // world, (rank + 1) * bs // world
+    losses = []
+    for x, y in _global_batches(np.load(config["tokens"]), bs, config["bptt"], config["steps"]):
+        xb = torch.from_numpy(x[lo:hi]).to(device)
+        yb = torch.from_numpy(y[lo:hi]).to(device)
+        out = model(xb)
+        loss = F.cross_entropy(out.logits.reshape(-1, out.logits.size(-1)), yb.reshape(-1))
+        opt.zero_grad()
+        loss.backward()  # DDP averages gradients: same as the mean loss over the whole global batch
+        if config["clip"]:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config["clip"])
+        opt.step()
+        global_loss = loss.detach().clone()
+        if world > 1:
+            dist.all_reduce(global_loss)
+            global_loss /= world
+        losses.append(float(global_loss))
+    if rank == 0:
+        Path(config["out"]).write_text(json.dumps({"losses": losses, "world_size": world}))
+    ray.train.report({"loss": losses[-1], "steps": len(losses)})
+
+
+def train_lm_ddp(tokens: Any, *, model: dict[str, Any] | Any, num_workers: int = 2, use_gpu: bool = False,
+                 batch_size: int = 8, bptt: int = 16, steps: int = 10, lr: float = 1e-3, clip: float = 0.0,
+                 seed: int = 0, storage_path: str | Path | None = None) -> dict[str, Any]:
+    """Train a language model data-parallel with Ray Train's TorchTrainer; returns {"losses", "seconds", ...}.
+
+    tokens: 1-D token ids, laid out as `batch_size` rows (the global batch); each of the `num_workers`
+    workers takes batch_size/num_workers rows, and DDP averages the gradients, so the loss curve matches
+    one worker on the whole batch (with dropout off). model: ModelConfig or its fields as a dict.
+    storage_path: shared folder for Ray Train's run state and the loss file (default: a temp dir; on a
+    multi-node cluster it must be shared storage). Uses the initialized Ray, or starts a local one.
+    """
+    import dataclasses
+    import json
+    import tempfile
+
+    import numpy as np
+    import ray
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    model_fields = dataclasses.asdict(model) if dataclasses.is_dataclass(model) else dict(model)
+    owns = not ray.is_initialized()
+    if owns:
+        ray.init(num_cpus=num_workers + 1, include_dashboard=False, log_to_driver=False)
+    tmp = None
+    try:
+        if storage_path is None:
+            tmp = tempfile.TemporaryDirectory(prefix="ulmfit-ddp-")
+            storage_path = tmp.name
+        root = Path(storage_path).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        run = f"lm-ddp-{uuid.uuid4().hex[:8]}"
+        np.save(root / f"{run}-tokens.npy", np.asarray(tokens, dtype=np.int64))
+        config = {"model": model_fields, "tokens": str(root / f"{run}-tokens.npy"), "out": str(root / f"{run}.json"),
+                  "batch_size": batch_size, "bptt": bptt, "steps": steps, "lr": lr, "clip": clip, "seed": seed}
+        trainer = TorchTrainer(_ddp_loop, train_loop_config=config,
+                               scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
+                               run_config=RunConfig(name=run, storage_path=str(root)))
+        t0 = time.time()
+        trainer.fit()
+        seconds = time.time() - t0
+        out = json.loads((root / f"{run}.json").read_text())
+        return {**out, "seconds": seconds, "num_workers": num_workers}
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+        if owns:
+            ray.shutdown()
+
+
+if __name__ == "__main__":  # python -m ulmfit_multi.distributed mr hi ta
+    pretrain_many(sys.argv[1:] or ["mr"], gpus_per_lang=0)
