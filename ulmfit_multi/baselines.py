@@ -8,6 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+# a word is a run of word characters and Indic letters with their combining vowel signs and viramas, which
+# `\w` does not match (it would cut "मराठी" into "मर", "ठ"); the dandas U+0964/U+0965 are punctuation
+WORD_PATTERN = r"(?u)(?:\w|[\u0900-\u0963\u0966-\u0dff\u200c\u200d])+"
+
 
 def majority_baseline(train_labels: np.ndarray, n_test: int) -> np.ndarray:
     """Predict the most frequent training class for every test item."""
@@ -26,7 +30,7 @@ def tfidf_logreg(train_texts: Sequence[str], train_labels: np.ndarray, test_text
         TfidfVectorizer(analyzer="char_wb", ngram_range=char_ngrams, max_features=max_features, sublinear_tf=True,
                         min_df=2),
         TfidfVectorizer(analyzer="word", ngram_range=word_ngrams, max_features=max_features, sublinear_tf=True,
-                        token_pattern=r"(?u)\b\w+\b"),
+                        token_pattern=WORD_PATTERN),
     )
     model = make_pipeline(features, LogisticRegression(C=C, max_iter=2000, random_state=seed))
     model.fit(list(train_texts), np.asarray(train_labels))

@@ -33,28 +33,32 @@ STATUS_PERIOD_S = 30.0  # how often the driver prints a "running: ..." line when
 
 
 def summarize_result(lang: str, result: Any) -> dict[str, Any]:
-    """valid_ppl per direction (pretrain stage summary) and LM tokens (encode summary) of a RunResult.
+    """valid_ppl per direction (pretrain summary), LM tokens (encode summary) and each stage's status.
 
     `result` is a RunResult (anything with `.stages`, each with `.name` and `.summary`) or a dict that
     already holds "valid_ppl"/"tokens" (stand-in runners).
     """
     if isinstance(result, dict):
-        return {"valid_ppl": dict(result.get("valid_ppl") or {}), "tokens": result.get("tokens")}
+        return {"valid_ppl": dict(result.get("valid_ppl") or {}), "tokens": result.get("tokens"),
+                "stages": dict(result.get("stages") or {})}
     stages = {s.name: s for s in getattr(result, "stages", [])}
     pre = stages["pretrain"].summary if "pretrain" in stages else {}
     enc = stages["encode"].summary if "encode" in stages else {}
     ppl = {d: float(v["valid_ppl"]) for d, v in (pre or {}).items()
            if isinstance(v, dict) and v.get("valid_ppl") is not None}
     lm = (enc or {}).get("lm") or {}
-    return {"valid_ppl": ppl, "tokens": lm.get("tokens")}
+    table = {name: {"status": st.status, "seconds": round(float(st.seconds), 1),
+                    "fingerprint": str(getattr(st, "fingerprint", ""))[:12]} for name, st in stages.items()}
+    return {"valid_ppl": ppl, "tokens": lm.get("tokens"), "stages": table}
 
 
 def lang_summary(lang: str, *, status: str, error: str = "", node: str = "", attempts: int = 0,
                  seconds: float = 0.0, valid_ppl: dict[str, float] | None = None,
-                 tokens: int | None = None) -> dict[str, Any]:
+                 tokens: int | None = None, stages: dict[str, Any] | None = None) -> dict[str, Any]:
     """One language's entry in pretrain_many's result list."""
     return {"lang": lang, "status": status, "error": error, "node": node, "attempts": attempts,
-            "seconds": round(float(seconds), 1), "valid_ppl": dict(valid_ppl or {}), "tokens": tokens}
+            "seconds": round(float(seconds), 1), "stages": dict(stages or {}), "valid_ppl": dict(valid_ppl or {}),
+            "tokens": tokens}
 
 
 def error_text(exc: BaseException) -> str:
@@ -106,27 +110,86 @@ class ProgressBoard:
 
     def stage(self, lang: str, stage: str) -> None:
         if lang in self.state:
-            self.state[lang]["stage"] = stage
+            self.state[lang].update(stage=stage, stage_since=time.time(), epochs_done=0, tok_s=None, eta_s=None)
+
+    def progress(self, lang: str, info: dict[str, Any]) -> None:
+        """A training epoch finished: tokens/s, epochs done of `epochs_total`, an ETA for the stage."""
+        st = self.state.get(lang)
+        if st is None:
+            return
+        done = st.get("epochs_done", 0) + 1
+        st.update(epochs_done=done, tok_s=info.get("tokens_per_second"), valid_ppl=info.get("valid_ppl"))
+        total = info.get("epochs_total")
+        if total:
+            st["epochs_total"] = total
+            per_epoch = (time.time() - st.get("stage_since", st["since"])) / done
+            st["eta_s"] = max(0.0, (total - done) * per_epoch)
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         return self.state
 
 
 class _BoardHandler(logging.Handler):
-    """Forwards the stage engine's '[06 pretrain] run ...' lines to the board (fire and forget)."""
+    """Forwards the stage engine's '[06 pretrain] run ...' lines and train_lm's per-epoch records
+    ('lm epoch %d: %s' with a dict holding tokens_per_second, valid_ppl) to the board (fire and forget)."""
 
-    def __init__(self, board: Any, lang: str):
+    def __init__(self, board: Any, lang: str, epochs_total: int | None = None):
         super().__init__(logging.INFO)
-        self.board, self.lang = board, lang
+        self.board, self.lang, self.epochs_total = board, lang, epochs_total
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            if record.msg == "lm epoch %d: %s" and isinstance(record.args, tuple) and len(record.args) == 2 \
+                    and isinstance(record.args[1], dict):
+                rec = record.args[1]
+                self.board.progress.remote(self.lang, {"tokens_per_second": rec.get("tokens_per_second"),
+                                                       "valid_ppl": rec.get("valid_ppl"),
+                                                       "epochs_total": self.epochs_total})
+                return
             m = STAGE_LINE.search(record.getMessage())
             if m:
                 what = m["what"]
                 self.board.stage.remote(self.lang, m["stage"] if what == "run" else f"{m['stage']} {what}")
         except Exception:  # never let progress reporting break training
             pass
+
+
+def _pretrain_epochs(lang: str, kwargs: dict[str, Any]) -> int | None:
+    """Epochs the pretrain stage will run (epochs x directions), for the ETA; None if the recipe won't load."""
+    try:
+        from .config import load_recipe
+
+        cfg = load_recipe(lang, kwargs.get("preset", "smoke"), kwargs.get("overrides"))
+        return int(cfg.pretrain.epochs) * len(cfg.pretrain.directions)
+    except Exception:
+        return None
+
+
+def progress_line(lang: str, st: dict[str, Any]) -> str:
+    """One live line: '[mr] pretrain on 3f2a.. (try 2), epoch 1/4, 12,345 tok/s, ETA 40s'."""
+    parts = [f"[{lang}] {st.get('stage', '?')} on {str(st.get('node', ''))[:12]}"]
+    if st.get("attempts", 1) > 1:
+        parts[0] += f" (try {st['attempts']})"
+    if st.get("epochs_done"):
+        total = st.get("epochs_total")
+        parts.append(f"epoch {st['epochs_done']}/{total}" if total else f"epoch {st['epochs_done']}")
+    if isinstance(st.get("tok_s"), (int, float)):
+        parts.append(f"{st['tok_s']:,.0f} tok/s")
+    if isinstance(st.get("valid_ppl"), (int, float)):
+        parts.append(f"valid ppl {st['valid_ppl']:.1f}")
+    if isinstance(st.get("eta_s"), (int, float)):
+        parts.append(f"ETA {st['eta_s']:.0f}s")
+    return ", ".join(parts)
+
+
+def collect(lang: str, outcome: Any, st: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The summary of one finished task: `outcome` is what ray.get returned, or the exception it raised."""
+    if isinstance(outcome, BaseException):
+        return lang_summary(lang, status="failed", error=error_text(outcome), node=st.get("node", ""),
+                            attempts=st.get("attempts", 0), seconds=seconds)
+    return lang_summary(lang, status="ok", node=outcome.get("node", ""), attempts=st.get("attempts", 1),
+                        seconds=seconds, valid_ppl=outcome.get("valid_ppl"), tokens=outcome.get("tokens"),
+                        stages=outcome.get("stages"))
 
 
 def clear_stale_locks(work_dir: Path, owner: str) -> list[Path]:
@@ -158,7 +221,7 @@ def _run_language(lang: str, runner: Callable | None, kwargs: dict[str, Any], bo
     logs.mkdir(parents=True, exist_ok=True)
     file_handler = logging.FileHandler(logs / f"{lang}.log", encoding="utf-8")
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    handlers = [file_handler, _BoardHandler(board, lang)]
+    handlers = [file_handler, _BoardHandler(board, lang, _pretrain_epochs(lang, kwargs) if runner is None else None)]
     pkg_log = logging.getLogger("ulmfit_multi")
     old_level = pkg_log.level
     pkg_log.setLevel(logging.INFO)
@@ -226,7 +289,8 @@ def pretrain_many(langs: list[str], *, preset: str = "smoke", overrides: list[st
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=num_cpus or len(langs), include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", num_cpus=num_cpus or len(langs), include_dashboard=False, log_to_driver=False,
+                     runtime_env=same_code_env())
     t0 = time.time()
     try:
         has_gpu = ray.cluster_resources().get("GPU", 0) > 0
@@ -254,27 +318,26 @@ def pretrain_many(langs: list[str], *, preset: str = "smoke", overrides: list[st
                 st = snap.get(lang, {})
                 seconds = time.time() - st.get("first_start", t0)
                 try:
-                    out = ray.get(ref)
-                    results[lang] = lang_summary(lang, status="ok", node=out["node"], attempts=st.get("attempts", 1),
-                                                 seconds=seconds, valid_ppl=out["valid_ppl"], tokens=out["tokens"])
-                    ppl = " ".join(f"{d} {v:.1f}" for d, v in results[lang]["valid_ppl"].items())
-                    say(f"[{lang}] ok after {seconds:.0f}s on {out['node'][:12]} (try {st.get('attempts', 1)})"
-                        + (f", valid ppl {ppl}" if ppl else ""))
+                    outcome = ray.get(ref)
                 except Exception as e:  # RayTaskError, WorkerCrashedError, NodeDiedError, ...
-                    results[lang] = lang_summary(lang, status="failed", error=error_text(e), node=st.get("node", ""),
-                                                 attempts=st.get("attempts", 0), seconds=seconds)
-                    say(f"[{lang}] FAILED after {st.get('attempts', 0)} tries: {results[lang]['error']}")
+                    outcome = e
+                results[lang] = r = collect(lang, outcome, st, seconds)
+                if r["status"] == "ok":
+                    ppl = " ".join(f"{d} {v:.1f}" for d, v in r["valid_ppl"].items())
+                    say(f"[{lang}] ok after {seconds:.0f}s on {r['node'][:12]} (try {r['attempts']})"
+                        + (f", valid ppl {ppl}" if ppl else ""))
+                else:
+                    say(f"[{lang}] FAILED after {r['attempts']} tries: {r['error']}")
             changed = False
             for lang in pending.values():
                 st = snap.get(lang)
                 if st is None:
                     continue
-                key = (st["node"], st["attempts"], st["stage"])
+                key = (st["node"], st["attempts"], st["stage"], st.get("epochs_done"))
                 if seen.get(lang) != key:
                     seen[lang] = key
                     changed = True
-                    retry = f" (try {st['attempts']})" if st["attempts"] > 1 else ""
-                    say(f"[{lang}] {st['stage']} on {st['node'][:12]}{retry}")
+                    say(progress_line(lang, st))
             if pending and not changed and time.time() - last_status > STATUS_PERIOD_S:
                 say("running: " + ", ".join(f"{lg} ({snap.get(lg, {}).get('stage', 'queued')})"
                                             for lg in pending.values()) + f" [{time.time() - t0:.0f}s]")
@@ -288,6 +351,15 @@ def pretrain_many(langs: list[str], *, preset: str = "smoke", overrides: list[st
     finally:
         if owns:
             ray.shutdown()
+
+
+def same_code_env() -> dict[str, Any]:
+    """runtime_env for a local Ray: workers import this very copy of ulmfit_multi (a checkout run with
+    `python -m ...`), not another install that happens to be on their path. Joined clusters are left alone:
+    there every node needs the package installed (docs/CLUSTER.md)."""
+    root = str(Path(__file__).resolve().parents[1])
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join([root, *rest])}}
 
 
 def _snapshot(board: Any) -> dict[str, dict[str, Any]]:
@@ -386,7 +458,8 @@ def train_lm_ddp(tokens: Any, *, model: dict[str, Any] | Any, num_workers: int =
     model_fields = dataclasses.asdict(model) if dataclasses.is_dataclass(model) else dict(model)
     owns = not ray.is_initialized()
     if owns:
-        ray.init(num_cpus=num_workers + 1, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=num_workers + 1, include_dashboard=False, log_to_driver=False,
+                 runtime_env=same_code_env())
     tmp = None
     try:
         if storage_path is None:

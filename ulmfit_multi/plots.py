@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
+from .errors import DataError
 
 
 def _plt():
@@ -37,13 +38,13 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: Path, *, title: str
     return _save(fig, path)
 
 
-def plot_learning_curves(history_jsonl: Path | list[Path], path: Path, *, title: str = "") -> Path:
+def plot_learning_curves(history_jsonl: str | Path | list[Path], path: Path, *, title: str = "") -> Path:
     """Train and valid loss (and valid accuracy when present) against steps, one line per history file."""
     plt = _plt()
-    files = [history_jsonl] if isinstance(history_jsonl, Path) else list(history_jsonl)
+    files = [history_jsonl] if isinstance(history_jsonl, (str, Path)) else list(history_jsonl)  # a str is one file
+    histories = [(f, _read_jsonl(Path(f))) for f in files]  # read (and validate) before opening a figure
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for f in files:
-        rows = [json.loads(line) for line in Path(f).read_text(encoding="utf-8").splitlines() if line.strip()]
+    for f, rows in histories:
         label = Path(f).parent.parent.name if len(files) > 1 else ""
         train = [(r["step"], r["train_loss"]) for r in rows if r.get("train_loss") is not None and "step" in r]
         valid = [(r["step"], r["valid_loss"]) for r in rows if r.get("valid_loss") is not None and "step" in r]
@@ -64,6 +65,22 @@ def plot_learning_curves(history_jsonl: Path | list[Path], path: Path, *, title:
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    """Rows of a history file; a line that is not a JSON object raises DataError naming the file and line."""
+    rows = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: line {i}: not JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: line {i}: expected a JSON object")
+        rows.append(row)
+    return rows
 
 
 def _save(fig, path: Path) -> Path:

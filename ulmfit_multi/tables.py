@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import statistics
 from pathlib import Path
 
-from .atomic import atomic_write
+from .atomic import atomic_write, write_json
 
 METRIC_SHORT = {"accuracy": "acc", "weighted_f1": "w-F1", "macro_f1": "m-F1"}
 SYSTEM_ORDER = ["ULMFiT fwd", "ULMFiT bwd", "ULMFiT ensemble", "majority", "tfidf-lr", "fasttext"]
@@ -43,7 +42,7 @@ def _grid(records: list[dict], references: list[dict], metric_by_task: dict[str,
           unavailable: dict[str, str]) -> tuple[list[str], list[list[str]], list[str]]:
     """Header, rows of cells, footnotes."""
     agg = aggregate(records)
-    tasks = list(metric_by_task) or sorted({r["task"] for r in agg})
+    tasks = list(metric_by_task) + sorted({r["task"] for r in agg} - set(metric_by_task))
     systems = sorted({r["system"] for r in agg}, key=_system_key)
     cell = {(r["task"], r["system"]): r for r in agg}
     header = ["system"] + [f"{t} ({METRIC_SHORT.get(metric_by_task.get(t, 'accuracy'), metric_by_task.get(t))})"
@@ -59,10 +58,13 @@ def _grid(records: list[dict], references: list[dict], metric_by_task: dict[str,
             else:
                 row.append(f"{100 * r['mean'][metric]:.2f} ± {100 * r['std'][metric]:.2f} ({r['n_seeds']})")
         rows.append(row)
-    for i, ref in enumerate(references, 1):
+    for i, ref in enumerate([r for r in references if r["task"] in tasks], 1):
         row = [f"{ref['system']} [{i}]"]
+        value = ref["value"] / 100 if ref["value"] > 1 else ref["value"]  # given in percent
+        shown = "" if ref["metric"] == metric_by_task.get(ref["task"], "accuracy") else \
+            f" ({METRIC_SHORT.get(ref['metric'], ref['metric'])})"  # not the column's metric: say which
         for t in tasks:
-            row.append(f"{100 * ref['value']:.2f}" if ref["task"] == t else "")
+            row.append(f"{100 * value:.2f}{shown}" if ref["task"] == t else "")
         rows.append(row)
         notes.append(f"[{i}] {ref['cite']} ({ref['metric']}, published)")
     for t, reason in unavailable.items():
@@ -97,16 +99,16 @@ def write_tables(records: list[dict], references: list[dict], out_dir: Path, *, 
     with atomic_write(paths["csv"]) as f:
         f.write(buf.getvalue())
 
-    with atomic_write(paths["json"]) as f:
-        json.dump({"title": title, "header": header, "metric_by_task": metric_by_task, "aggregate": aggregate(records),
-                   "references": references, "unavailable": unavailable, "records": records}, f, indent=2,
-                  ensure_ascii=False)
+    write_json(paths["json"], {"title": title, "header": header, "metric_by_task": metric_by_task,
+                               "aggregate": aggregate(records), "references": references, "unavailable": unavailable,
+                               "records": records})
 
     def tex(s: str) -> str:
         return s.replace("\\", "\\textbackslash{}").replace("&", "\\&").replace("%", "\\%").replace("_", "\\_").replace(
             "#", "\\#").replace("±", "$\\pm$")
 
-    lines = ["\\begin{table}[t]", "\\centering", "\\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", "\\toprule",
+    lines = [f"% {k}: {str(v).replace(chr(10), ' ')}" for k, v in header.items()]  # the results header, above the table as in the .md
+    lines += ["\\begin{table}[t]", "\\centering", "\\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", "\\toprule",
              " & ".join(tex(c) for c in cols) + " \\\\", "\\midrule"]
     lines += [" & ".join(tex(c) for c in r) + " \\\\" for r in rows]
     lines += ["\\bottomrule", "\\end{tabular}", f"\\caption{{{tex(title)}. " + tex("; ".join(notes)) + "}",

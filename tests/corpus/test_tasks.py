@@ -99,6 +99,21 @@ def test_l3cube_quoted_newlines_and_zero_width_joiner(tmp_path):
     assert split.labels.tolist() == [2, 0, 1]
 
 
+def test_zero_width_and_spaces_mixed_at_the_ends(tmp_path):
+    # real FIRE texts end in "word \u200b" and begin with " \u200b\u200b ": no space may survive at either end,
+    # and a text of only spaces and zero-width characters is empty
+    _write(tmp_path / "dev.tsv",
+           "text\tcategory\n"
+           f"Super song \u200b\tPositive\n"
+           f" \u200b\u200b Hands up{ZWJ} \tNegative\n"
+           f" \u200b \ufeff \tPositive\n")
+    spec = TaskSpec(name="kn", format="tsv", label="category", quoting="none", labels=KN_LABELS,
+                    splits={"valid": "dev.tsv"}, on_bad_row="skip")
+    split = load_task(spec, _resolver(tmp_path)).splits["valid"]
+    assert split.texts == ["Super song", "Hands up"]
+    assert split.skipped_lines == [4]
+
+
 def test_fire2020_quote_none_trailing_space_labels(tmp_path):
     _write(tmp_path / "tamil_train.tsv",
            "text\tcategory\n"
@@ -262,6 +277,16 @@ def test_missing_column_and_empty_file(tmp_path):
     spec.splits = {"train": "empty.csv"}
     with pytest.raises(DataError, match=r"empty\.csv"):
         load_task(spec, _resolver(tmp_path))
+
+
+def test_invalid_utf8_names_the_line_and_bom_is_dropped(tmp_path):
+    spec = TaskSpec(name="t", text="tweet", labels=MR_LABELS, splits={"train": "a.csv"})
+    body = "tweet,label\n" + "ठीक आहे,0\n" * 3000  # past the first decoding chunk
+    (tmp_path / "a.csv").write_bytes(b"\xef\xbb\xbf" + body.encode() + b"bad \xff byte,1\n")
+    with pytest.raises(DataError, match=r"a\.csv: line 3002: invalid UTF-8"):
+        load_task(spec, _resolver(tmp_path))
+    (tmp_path / "a.csv").write_bytes(b"\xef\xbb\xbf" + body.encode())  # BOM before the header's first name
+    assert len(load_task(spec, _resolver(tmp_path)).splits["train"].texts) == 3000
 
 
 def test_no_label_mapping(tmp_path):

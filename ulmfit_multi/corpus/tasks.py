@@ -10,7 +10,9 @@ the rows are counted and their lines recorded.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import re
 import sys
 from collections.abc import Callable
@@ -78,20 +80,24 @@ def _rows(path: Path, spec: TaskSpec) -> tuple[list[str], list[tuple[int, list[s
     """Header and (physical line number, row) pairs of a CSV/TSV file."""
     delimiter = "\t" if spec.format == "tsv" else ","
     quoting = csv.QUOTE_NONE if spec.quoting == "none" else csv.QUOTE_MINIMAL
+    data = path.read_bytes()
+    data = data[3:] if data.startswith(codecs.BOM_UTF8) else data
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
-            try:
-                header = next(reader)
-            except StopIteration:
-                raise DataError(f"{path}: empty file (expected a header line)") from None
-            rows = []
-            line = reader.line_num + 1
-            for row in reader:
-                rows.append((line, row))
-                line = reader.line_num + 1
+        text = data.decode("utf-8")  # whole file: task files are a few MB, and the error offset is exact
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: invalid UTF-8 at byte {e.start}") from None
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path}: line {line}: invalid UTF-8 at byte {e.start}") from None
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
+    try:
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError(f"{path}: line 1: empty file (expected a header line)") from None
+        rows = []
+        line = reader.line_num + 1
+        for row in reader:
+            rows.append((line, row))
+            line = reader.line_num + 1
     except csv.Error as e:
         raise DataError(f"{path}: line {reader.line_num}: {e}") from None
     return [h.strip() for h in header], rows

@@ -1,0 +1,80 @@
+"""Metrics equal scikit-learn's; the bidirectional ensemble is the mean; prediction files."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+from ulmfit_multi.evaluate import compute_metrics, confusion, ensemble_proba, write_predictions
+
+
+def _random_case(seed: int, n: int = 200, k: int = 5):
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, k, n)
+    y_pred = np.where(rng.random(n) < 0.6, y_true, rng.integers(0, k, n))
+    return y_true, y_pred
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metrics_equal_sklearn(seed):
+    y_true, y_pred = _random_case(seed)
+    m = compute_metrics(y_true, y_pred, 5)
+    assert set(m) == {"accuracy", "weighted_f1", "macro_f1"}
+    assert m["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+    assert m["weighted_f1"] == pytest.approx(f1_score(y_true, y_pred, average="weighted"))
+    assert m["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+    assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in m.values())
+
+
+def test_metrics_with_a_class_never_predicted():
+    y_true = np.array([0, 0, 1, 1, 2, 2, 2])
+    y_pred = np.array([0, 0, 0, 1, 0, 1, 0])  # class 2 never predicted: its F1 is 0, no warning-dependent NaN
+    m = compute_metrics(y_true, y_pred, 3)
+    assert m["accuracy"] == pytest.approx(3 / 7)
+    assert m["weighted_f1"] == pytest.approx(f1_score(y_true, y_pred, average="weighted", zero_division=0))
+    assert m["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro", zero_division=0))
+
+
+def test_metrics_perfect_and_labels_argument():
+    y = np.array([0, 1, 2, 1, 0])
+    assert compute_metrics(y, y, 3) == {"accuracy": 1.0, "weighted_f1": 1.0, "macro_f1": 1.0}
+    # a class of the task absent from this test slice is scored as sklearn scores it with labels=range(n)
+    m = compute_metrics(y, y, 4)
+    assert m["macro_f1"] == pytest.approx(f1_score(y, y, labels=[0, 1, 2, 3], average="macro", zero_division=0))
+    assert m["weighted_f1"] == pytest.approx(1.0)
+
+
+def test_ensemble_is_the_mean():
+    rng = np.random.default_rng(0)
+    fwd = rng.dirichlet(np.ones(3), size=10)
+    bwd = rng.dirichlet(np.ones(3), size=10)
+    ens = ensemble_proba([fwd, bwd])
+    np.testing.assert_allclose(ens, (fwd + bwd) / 2)
+    np.testing.assert_allclose(ens.sum(1), 1.0)
+    np.testing.assert_allclose(ensemble_proba([fwd]), fwd)
+
+
+def test_confusion_rows_are_true_classes():
+    y_true = np.array([0, 0, 1, 2])
+    y_pred = np.array([0, 1, 1, 1])
+    cm = confusion(y_true, y_pred, 4)
+    assert cm.shape == (4, 4)
+    np.testing.assert_array_equal(cm, confusion_matrix(y_true, y_pred, labels=[0, 1, 2, 3]))
+    assert cm[0, 1] == 1 and cm[2, 1] == 1 and cm.sum() == 4
+
+
+def test_write_predictions(tmp_path):
+    classes = ["negative", "neutral", "positive"]
+    proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.2, 0.5, 0.3]])
+    path = tmp_path / "out" / "pred.csv"
+    write_predictions(path, ["a", "b", "c"], np.array([0, 1, -1]), proba, classes)
+    rows = list(csv.reader(path.open(encoding="utf-8")))
+    assert rows[0] == ["id", "true", "pred", "p_negative", "p_neutral", "p_positive"]
+    assert rows[1][:3] == ["a", "negative", "negative"]
+    assert rows[2][:3] == ["b", "neutral", "positive"]
+    assert rows[3][:3] == ["c", "", "neutral"]  # unlabeled row: empty true class
+    assert [float(x) for x in rows[2][3:]] == pytest.approx([0.1, 0.1, 0.8])
+    assert len(rows) == 4
