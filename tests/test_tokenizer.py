@@ -263,3 +263,33 @@ def test_dtype_by_vocab_size(tmp_path: Path) -> None:
     store = TokenStore.open(tmp_path / "big")
     assert store.tokens.dtype == np.uint32 and store.meta["dtype"] == "uint32"
     assert store.doc(0).tolist() == [1, 70_000, 3] and store.doc(1).tolist() == [65_536]
+
+
+# ---------------------------------------------------------------- real data
+
+
+@pytest.mark.realdata
+def test_real_marathi_text_trains_encodes_and_streams(mirror_dir: Path, tmp_path: Path) -> None:
+    from ulmfit_multi.tokens import LMStream
+
+    files = sorted((mirror_dir / "mr" / "text" / "wikisource" / "datasets" / "dnyaneshwari").glob("*.txt"))[:4]
+    if not files:
+        pytest.skip("mr/text/wikisource is not in the mirror")
+    model = train_tokenizer(files, tmp_path / "tok", vocab_size=2000, max_sentences=20_000)
+    meta = encode_corpus(model, files, tmp_path / "enc", workers=2, progress=False)
+    assert meta["unk_rate"] < 0.01 and 1.0 < meta["tokens_per_word"] < 4.0
+    store, tok = TokenStore.open(tmp_path / "enc"), Tokenizer.load(model)
+    first: list[str] = []
+    for line in files[0].read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            first.append(line)
+        elif first:
+            break
+    assert store.doc(0).tolist() == [t for ids in tok.encode(first) for t in ids + [EOS_ID]]
+    x, y = next(LMStream(store.tokens, 8, 70).batches(0))
+    assert x.shape == y.shape and torch_equal_shift(x, y)
+
+
+def torch_equal_shift(x, y) -> bool:
+    """y is x shifted by one along time."""
+    return bool((y[:, :-1] == x[:, 1:]).all())

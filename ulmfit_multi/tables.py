@@ -107,7 +107,8 @@ def write_tables(records: list[dict], references: list[dict], out_dir: Path, *, 
         return s.replace("\\", "\\textbackslash{}").replace("&", "\\&").replace("%", "\\%").replace("_", "\\_").replace(
             "#", "\\#").replace("±", "$\\pm$")
 
-    lines = [f"% {k}: {str(v).replace(chr(10), ' ')}" for k, v in header.items()]  # the results header, above the table as in the .md
+    # the results header above the table, as in the .md
+    lines = [f"% {k}: {' '.join(str(v).splitlines())}" for k, v in header.items()]
     lines += ["\\begin{table}[t]", "\\centering", "\\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", "\\toprule",
              " & ".join(tex(c) for c in cols) + " \\\\", "\\midrule"]
     lines += [" & ".join(tex(c) for c in r) + " \\\\" for r in rows]

@@ -19,7 +19,7 @@ import re
 import time
 from collections import deque
 from pathlib import Path
-from typing import IO, Iterator, Sequence
+from typing import IO, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import sentencepiece as spm
@@ -276,81 +276,98 @@ class NpyAppender:
 
 # ---------------------------------------------------------------- corpus encoding
 
-_worker_sp: spm.SentencePieceProcessor | None = None
+_worker: tuple[spm.SentencePieceProcessor, np.dtype] | None = None
 
 
-def _init_worker(model_file: str) -> None:
-    global _worker_sp
-    _worker_sp = spm.SentencePieceProcessor(model_file=model_file)
+def _init_worker(model_file: str, dtype: str) -> None:
+    global _worker
+    _worker = (spm.SentencePieceProcessor(model_file=model_file), np.dtype(dtype))
 
 
-def _encode_chunk(sentences: list[str]) -> tuple[np.ndarray, np.ndarray, int, int, int]:
-    """(ids with EOS after each sentence, tokens per sentence incl. EOS, n_unk, n_words, n_bytes)."""
-    assert _worker_sp is not None
-    ids = _worker_sp.encode(sentences, out_type=int, num_threads=1)
-    lens = np.fromiter((len(x) + 1 for x in ids), dtype=np.int64, count=len(ids))
-    flat = np.fromiter(itertools.chain.from_iterable(x + [EOS_ID] for x in ids), dtype=np.int64,
-                       count=int(lens.sum()))
-    n_unk = int(np.count_nonzero(flat == UNK_ID))
-    n_words = sum(len(s.split()) for s in sentences)
-    n_bytes = sum(len(s.encode("utf-8")) for s in sentences)
-    return flat, lens, n_unk, n_words, n_bytes
+class _Encoded(NamedTuple):
+    """One encoded block of whole lines."""
+
+    tokens: np.ndarray  # (n_tokens,) ids, EOS after each sentence, in the output dtype
+    doc_ends: np.ndarray  # token positions (relative) where a blank line closes a document
+    lead_blank: bool  # a blank line comes before the block's first sentence: it closes an open document
+    tail_open: bool  # the last sentence is not followed by a blank line inside the block
+    sentences: int
+    unk: int
+    words: int
+    text_bytes: int  # bytes of the block as read (newlines included)
 
 
-def _read_chunks(text_files: Sequence[Path], chunk_bytes: int) -> Iterator[tuple[list[str], list[int], int]]:
-    """(sentences, indices of sentences that end a document, raw bytes read) per chunk, in corpus order."""
-    sentences: list[str] = []
-    ends: list[int] = []
-    size = 0
+def _count_words(data: bytes) -> int:
+    """Runs of non-whitespace (ASCII whitespace) in UTF-8 text, vectorized."""
+    b = np.frombuffer(data, dtype=np.uint8)
+    space = (b == 32) | ((b >= 9) & (b <= 13))
+    return int(np.count_nonzero(~space[1:] & space[:-1])) + int(len(b) > 0 and not space[0])
+
+
+def _encode_block(block: bytes, path: str, first_line: int) -> _Encoded:
+    """Decode, split and encode a block of whole lines (runs in a worker: all per-line work is here)."""
+    assert _worker is not None
+    sp, dtype = _worker
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = first_line + block.count(b"\n", 0, e.start)
+        raise DataError(f"{path}:{line}: not valid UTF-8 ({e.reason})") from None
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    blank = np.fromiter((not line or line.isspace() for line in lines), dtype=bool, count=len(lines))
+    sentences = list(itertools.compress(lines, ~blank))
+    n = len(sentences)
+    sentence_of_line = np.cumsum(~blank) - 1  # index of the last sentence at or before each line
+    ends = np.unique(sentence_of_line[blank & (sentence_of_line >= 0)])  # sentences a blank line follows
+    ids = sp.encode(sentences, out_type=int, add_eos=True, num_threads=1) if n else []  # model's eos = EOS_ID
+    lens = np.fromiter(map(len, ids), dtype=np.int64, count=n)
+    tokens = np.fromiter(itertools.chain.from_iterable(ids), dtype=dtype, count=int(lens.sum()))
+    lead_blank, tail_open = bool(len(lines)) and bool(blank[0]), bool(n) and not blank[-1]
+    return _Encoded(tokens, np.cumsum(lens)[ends], lead_blank, tail_open, n,
+                    int(np.count_nonzero(tokens == UNK_ID)), _count_words(block), len(block))
+
+
+def _read_blocks(text_files: Sequence[Path], chunk_bytes: int) -> Iterator[tuple[bytes, str, int, bool]]:
+    """(block of whole lines, path, its first line number, last block of its file), in corpus order."""
     for path in text_files:
         if not Path(path).is_file():
             raise DataError(f"{path}: corpus shard not found")
-        with open(path, encoding="utf-8", newline="\n") as f:
-            lineno = 0
-            try:
-                for lineno, line in enumerate(f, 1):
-                    size += len(line.encode("utf-8"))
-                    if line.strip():
-                        sentences.append(line.rstrip("\r\n"))
-                    elif sentences and (not ends or ends[-1] != len(sentences) - 1):
-                        ends.append(len(sentences) - 1)
-                    if size >= chunk_bytes and sentences:
-                        if ends and ends[-1] == len(sentences) - 1:
-                            yield sentences, ends, size
-                            sentences, ends, size = [], [], 0
-                        elif size >= 4 * chunk_bytes and len(sentences) > 1:
-                            # cut inside a document: keep its last sentence so the document is still
-                            # open in the next chunk and a later blank line / shard end can close it
-                            yield sentences[:-1], ends, size
-                            sentences, ends, size = sentences[-1:], [], 0
-            except UnicodeDecodeError as e:
-                raise DataError(f"{path}:{lineno + 1}: not valid UTF-8 ({e.reason})") from e
-        # the end of a shard ends its last document
-        if sentences and (not ends or ends[-1] != len(sentences) - 1):
-            ends.append(len(sentences) - 1)
-    if sentences:
-        yield sentences, ends, size
+        line = 1
+        with open(path, "rb") as f:
+            block = f.read(chunk_bytes)
+            while block:
+                block += f.readline()  # end on a line boundary
+                nxt = f.read(chunk_bytes)
+                yield block, str(path), line, not nxt
+                line += block.count(b"\n")
+                block = nxt
 
 
-def _ordered_map(chunks: Iterator[tuple[list[str], list[int], int]], model_file: str,
-                 workers: int) -> Iterator[tuple[tuple, list[int], int]]:
-    """Encode chunks in a process pool with a bounded window, yielding results in input order."""
+def _ordered_map(blocks: Iterator[tuple[bytes, str, int, bool]], model_file: str, dtype: np.dtype,
+                 workers: int) -> Iterator[tuple[_Encoded, int, bool]]:
+    """Encode blocks in a process pool with a bounded window; yields (result, block bytes, last in file) in order."""
     if workers <= 1:
-        _init_worker(model_file)
-        for sentences, ends, size in chunks:
-            yield _encode_chunk(sentences), ends, size
+        _init_worker(model_file, dtype.str)
+        for block, path, line, last in blocks:
+            yield _encode_block(block, path, line), len(block), last
         return
-    # spawn: the parent may hold threads (torch, tqdm); workers only need sentencepiece
-    with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(model_file,)) as pool:
+    # fork starts workers in milliseconds (spawn re-imports __main__, e.g. torch); workers only run
+    # sentencepiece and numpy, so threads held by the parent (torch, tqdm) do not matter to them
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with mp.get_context(method).Pool(workers, initializer=_init_worker, initargs=(model_file, dtype.str)) as pool:
         pending: deque = deque()
-        for sentences, ends, size in chunks:
-            pending.append((pool.apply_async(_encode_chunk, (sentences,)), ends, size))
+        for block, path, line, last in blocks:
+            pending.append((pool.apply_async(_encode_block, (block, path, line)), len(block), last))
             if len(pending) >= 2 * workers:  # bounded: corpora larger than RAM never queue up
-                res, e, s = pending.popleft()
-                yield res.get(), e, s
+                res, size, is_last = pending.popleft()
+                yield res.get(), size, is_last
         while pending:
-            res, e, s = pending.popleft()
-            yield res.get(), e, s
+            res, size, is_last = pending.popleft()
+            yield res.get(), size, is_last
 
 
 def encode_corpus(tokenizer_path: Path, text_files: list[Path], out_dir: Path, *, workers: int = 0,
@@ -358,12 +375,17 @@ def encode_corpus(tokenizer_path: Path, text_files: list[Path], out_dir: Path, *
     """Encode corpus shards in parallel into out_dir/{tokens.npy, offsets.npy, meta.json}; return meta.
 
     A document is the sentences between blank lines (or a shard's end); each sentence is followed by EOS_ID.
-    Streams chunks of lines through a process pool and appends to growable .npy files, so memory stays
-    bounded whatever the corpus size. Output is identical for any `workers`.
+    The main process only reads raw blocks of whole lines (`chunk_bytes`) and appends results, in order, to
+    growable .npy files; a bounded window of blocks is in flight, so memory stays flat whatever the corpus
+    size. Workers (forked, the model loaded once each) decode, split, encode and count. Output is identical
+    for any `workers` and `chunk_bytes`. meta: `unk_rate` and `tokens_per_word` count pieces, not EOS;
+    words are runs of non-whitespace; `text_bytes` are the bytes read.
     """
     t0 = time.perf_counter()
     model = _model_path(tokenizer_path)
     tok = Tokenizer(model)
+    if tok.eos_id != EOS_ID:
+        raise DataError(f"{model}: eos id is {tok.eos_id}, expected {EOS_ID} (train it with train_tokenizer)")
     text_files = [Path(p) for p in text_files]
     workers = workers or os.cpu_count() or 1
     dtype = token_dtype(tok.vocab_size)
@@ -378,14 +400,22 @@ def encode_corpus(tokenizer_path: Path, text_files: list[Path], out_dir: Path, *
     with atomic_write(out_dir / "tokens.npy", "wb") as ft, atomic_write(out_dir / "offsets.npy", "wb") as fo:
         tokens, offsets = NpyAppender(ft, dtype), NpyAppender(fo, np.dtype(np.int64))
         offsets.append(np.zeros(1, np.int64))
-        for (flat, lens, unk, words, nb), ends, size in _ordered_map(
-                _read_chunks(text_files, chunk_bytes), str(model), workers):
-            tokens.append(flat)
-            cum = np.cumsum(lens)
-            offsets.append(n_tokens + cum[np.asarray(ends, dtype=np.int64)])
-            n_tokens += int(cum[-1])
-            n_sents += len(lens)
-            n_unk, n_words, n_bytes = n_unk + unk, n_words + words, n_bytes + nb
+        doc_open = False
+        for enc, size, last_in_file in _ordered_map(_read_blocks(text_files, chunk_bytes), str(model), dtype,
+                                                    workers):
+            if enc.lead_blank and doc_open:
+                offsets.append(np.array([n_tokens]))
+                doc_open = False
+            tokens.append(enc.tokens)
+            offsets.append(n_tokens + enc.doc_ends)
+            n_tokens += len(enc.tokens)
+            if enc.sentences:
+                doc_open = enc.tail_open
+            if last_in_file and doc_open:  # the end of a shard ends its last document
+                offsets.append(np.array([n_tokens]))
+                doc_open = False
+            n_sents += enc.sentences
+            n_unk, n_words, n_bytes = n_unk + enc.unk, n_words + enc.words, n_bytes + enc.text_bytes
             if bar is not None:
                 bar.update(size)
                 bar.set_postfix_str(f"{n_tokens / (time.perf_counter() - t0):,.0f} tok/s", refresh=False)

@@ -90,8 +90,9 @@ def test_l3cube_quoted_newlines_and_zero_width_joiner(tmp_path):
     spec = TaskSpec(name="l3", text="tweet", labels=MR_LABELS, splits={"valid": "tweets-valid.csv"})
     split = load_task(spec, _resolver(tmp_path)).splits["valid"]
     assert len(split.texts) == 3
-    # the newlines inside the quoted field are kept (as \r\n: the csv module keeps the field's bytes)
-    first = split.texts[0].replace("\r\n", "\n")
+    # the newlines inside the quoted field are kept, as "\n" (the file's are CRLF)
+    first = split.texts[0]
+    assert "\r" not in first
     assert first.startswith("कोरोना काळात") and "\n\n#AatmaNirbharBharat" in first
     # leading zero-width joiner stripped, the ones inside the word kept
     assert split.texts[1] == f"मी र{ZWJ}्‍या घरी"
@@ -211,10 +212,12 @@ MULTILINE_HEAD = ("tweet,label\n"          # line 1
     ("some text,2\n", "label '2'"),              # unknown label
     ("\"  \",1\n", "empty text"),                # empty text
     ("a,b,1\n", "expected 2 fields, got 3"),     # wrong field count
+    (",\n", "empty text"),                       # a row of empty fields is not a blank line
     (f"\"{ZWJ}\",0\n", "empty text"),             # only a zero-width joiner
 ])
 def test_bad_row_error_names_file_and_physical_line(tmp_path, bad_row, problem):
-    path = _write(tmp_path / "tweets-test.csv", MULTILINE_HEAD + bad_row + "ok three,0\n")  # bad row on line 7
+    path = _write(tmp_path / "tweets-test.csv",
+                  MULTILINE_HEAD + bad_row + "\n  \nok three,0\n")  # bad row on line 7; blank lines are ignored
     spec = TaskSpec(name="t", text="tweet", labels=MR_LABELS, splits={"test": "tweets-test.csv"})
     with pytest.raises(DataError) as e:
         load_task(spec, _resolver(tmp_path))
@@ -287,6 +290,13 @@ def test_invalid_utf8_names_the_line_and_bom_is_dropped(tmp_path):
         load_task(spec, _resolver(tmp_path))
     (tmp_path / "a.csv").write_bytes(b"\xef\xbb\xbf" + body.encode())  # BOM before the header's first name
     assert len(load_task(spec, _resolver(tmp_path)).splits["train"].texts) == 3000
+
+
+def test_spec_typos_raise(tmp_path):
+    from ulmfit_multi.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="quoting"):
+        load_task(TaskSpec(name="t", labels=MR_LABELS, quoting="off"), _resolver(tmp_path))
 
 
 def test_no_label_mapping(tmp_path):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, RecipeError
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 _LABEL_SEP_RE = re.compile(r"(?<=\w)[\s_\-]+(?=\w)")  # only between word characters: "-1" stays "-1"
@@ -130,13 +130,13 @@ def load_split(path: Path, spec: TaskSpec, role: str) -> Split:
         mapping[key] = classes.index(name)
     texts, labels, skipped_lines = [], [], []
     for line, row in rows:
-        if not row or all(not c.strip() for c in row):
-            continue  # blank line
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # a blank line; a row of empty fields (",,") is a bad row
         problem = ""
         if len(row) != len(header):
             problem = f"expected {len(header)} fields, got {len(row)}"
         else:
-            text = _ZW_RE.sub("", row[text_col].strip())
+            text = _ZW_RE.sub("", row[text_col].strip()).replace("\r\n", "\n")  # quoted CRLF newlines
             if not text:
                 problem = "empty text"
             elif labeled:
@@ -159,6 +159,10 @@ def load_split(path: Path, spec: TaskSpec, role: str) -> Split:
 
 def load_task(spec: TaskSpec, resolve: Callable[[str], Path | None]) -> TaskData:
     """Load every split; a split whose file resolve() cannot find is listed as unavailable."""
+    choices = {"format": ("csv", "tsv"), "quoting": ("minimal", "none"), "on_bad_row": ("error", "skip")}
+    for key, allowed in choices.items():
+        if getattr(spec, key) not in allowed:
+            raise RecipeError(f"task '{spec.name}': {key} = {getattr(spec, key)!r}, expected one of {allowed}")
     if not spec.labels:
         raise DataError(f"task '{spec.name}': no label mapping")
     splits, unavailable = {}, {}
