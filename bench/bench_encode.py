@@ -1,4 +1,4 @@
-"""Corpus encoding throughput: `encode_corpus` (process pool) next to the same model driven naively.
+"""Corpus encoding throughput: `encode_corpus` (SentencePiece threads) next to the same model driven naively.
 
 Usage:
     python bench/bench_encode.py [TEXT_FILE_OR_DIR ...] [--tokenizer DIR] [--vocab-size 8000] [--max-mb 20]
@@ -82,7 +82,7 @@ def rss_kb() -> tuple[int, int]:
 
 def lm_peak_growth(tokens: np.ndarray, batch_size: int, bptt: int) -> tuple[float, float, int, float]:
     """(peak RssAnon growth MB, peak VmRSS growth MB, batches, seconds) over one LMStream epoch."""
-    from ulmfit_multi.tokens import LMStream  # torch: not imported at module level, spawned workers skip it
+    from ulmfit_multi.tokens import LMStream  # imports torch: only when needed
 
     stream = LMStream(tokens, batch_size, bptt, seed=0)
     anon0, rss0 = rss_kb()
@@ -105,7 +105,7 @@ def main() -> None:
     ap.add_argument("--vocab-size", type=int, default=8_000)
     ap.add_argument("--train-sentences", type=int, default=100_000, help="tokenizer training sample cap")
     ap.add_argument("--max-mb", type=float, default=20.0, help="cap on the input text, MB")
-    ap.add_argument("--workers", type=int, default=0, help="encode_corpus workers (0: all cores)")
+    ap.add_argument("--workers", type=int, default=0, help="encode_corpus threads (0: all cores)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--bptt", type=int, default=70)
     args = ap.parse_args()
@@ -145,13 +145,13 @@ def main() -> None:
         mb = meta["text_bytes"] / 1e6
         print(f"vocab size {tok.vocab_size}, tokens/word {meta['tokens_per_word']}, "
               f"unk rate {meta['unk_rate']:.5f}, tokens {meta['tokens']:,}, docs {meta['documents']:,}")
-        print(f"encode_corpus (workers={workers}): {mb / fast_s:7.2f} MB/s {meta['tokens'] / fast_s:12,.0f} tok/s"
+        print(f"encode_corpus (threads={workers}): {mb / fast_s:7.2f} MB/s {meta['tokens'] / fast_s:12,.0f} tok/s"
               f"  ({fast_s:.2f}s)")
         print(f"naive (1 encode/line, 1 proc):  {mb / naive_s:7.2f} MB/s {naive_tokens / naive_s:12,.0f} tok/s"
               f"  ({naive_s:.2f}s)")
         print(f"speedup: {naive_s / fast_s:.2f}x on {os.cpu_count()} cores (load average {load:.1f} at start)")
         # on a busy machine wall time shows the CPU share we got, not the code: compare CPU seconds too
-        print(f"CPU seconds: encode_corpus {fast_cpu:.2f} (incl. workers), naive {naive_cpu:.2f}; "
+        print(f"CPU seconds: encode_corpus {fast_cpu:.2f} (all threads), naive {naive_cpu:.2f}; "
               f"CPU used per wall second: {fast_cpu / fast_s:.2f} vs {naive_cpu / naive_s:.2f}")
 
         # LMStream memory: the token file vs a 10x tiled copy on disk

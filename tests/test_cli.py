@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+
 from unittest import mock
 
 import pytest

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ulmfit_multi.model import ModelConfig, build_classifier, build_language_model, classifier_layer_groups, lm_layer_groups
+from ulmfit_multi.model import ModelConfig, build_classifier, build_language_model, classifier_layer_groups
 from ulmfit_multi.schedule import discriminative_lrs, stlr
 from ulmfit_multi.train import (
     ClassifierTrainConfig,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import shutil
 import tarfile
 import unicodedata
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write, read_json, write_json
-from .config import Config, Task, load_recipe
+from .config import Config, load_recipe
 from .errors import DataError, FetchError
 from .fetch import locate, url_for
 from .langs import LangSpec, load_lang
@@ -529,7 +530,8 @@ def table(ctx: StageContext) -> dict[str, Any]:
     env = environment()
     header = {
         "recipe": cfg.recipe.name, "preset": cfg.preset,
-        "command": f"ulmfit-multi recipe {cfg.recipe.name} --preset {cfg.preset}",
+        "command": " ".join([f"ulmfit-multi recipe {cfg.recipe.name} --preset {cfg.preset}"]
+                            + [f"--set {shlex.quote(o)}" for o in cfg.overrides]),
         "code version": f"ulmfit_multi {env['ulmfit_multi']} ({env['git_commit'] or 'no git'})",
         "hardware": f"{env.get('cuda') or 'CPU'}, {env['cpu_count']} cores, {env['platform']}",
         "torch": env.get("torch", ""), "seeds": ", ".join(map(str, cfg.evaluate.seeds)),

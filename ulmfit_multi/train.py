@@ -268,7 +268,6 @@ def train_lm(
         run.save(dict(model=model.state_dict(), optimizer=opt.state_dict(), state=dict(st), history=history,
                       hidden=model.encoder.hidden, rng=_rng_state(), config=asdict(cfg)))  # fmt: skip
 
-    vocab = model.cfg.vocab_size
     lr_now = base_lrs[-1]
     for epoch in range(st["epoch"], cfg.epochs):
         model.train()
