@@ -257,3 +257,12 @@ def test_to_toml_round_trips_awkward_strings():
     cfg.data.sha256 = {"a/b c.csv": "00"}
     data = cfg.to_dict()
     assert tomllib.loads(to_toml(data)) == data
+
+
+def test_pretrain_workers_must_divide_the_batch(tmp_path):
+    from ulmfit_multi.config import load_recipe
+    from ulmfit_multi.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="pretrain.workers"):
+        load_recipe("mr", "smoke", ["pretrain.workers=3"])
+    assert load_recipe("mr", "smoke", ["pretrain.workers=2"]).pretrain.workers == 2

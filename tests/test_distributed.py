@@ -1,7 +1,7 @@
 """pretrain_many on Ray: result collection and the table (fast), and on a local multi-node Ray cluster (slow):
 spreading languages over nodes, retrying a language on another node after its node is killed (resuming
-from its checkpoint), reporting a permanently failing language while the others finish; and
-train_lm_ddp (Ray Train, 2 gloo workers vs 1 on the same global batch).
+from its checkpoint), reporting a permanently failing language while the others finish. Data-parallel
+pretraining: tests/test_train_ddp.py (gloo ranks) and tests/test_pipeline.py (-m slow, Ray Train).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from ulmfit_multi.distributed import (
@@ -287,36 +286,3 @@ def test_killed_node_retries_elsewhere_and_resumes(cluster, tmp_path):
     assert tries[1]["start_step"] >= 4  # resumed from its checkpoint, not from step 0
     assert json.loads((tmp_path / "ckpt" / f"{victim}.json").read_text())["step"] == 40
     assert any(f"[{victim}]" in x and "(try 2)" in x for x in lines)
-
-
-# ------------------------------------------------------------------ slow: Ray Train DDP
-
-
-@pytest.mark.slow
-def test_ddp_two_workers_match_one(tmp_path, this_checkout_on_workers):
-    pytest.importorskip("ray")
-    try:
-        import ray.train  # noqa: F401  (needs pyarrow: pip install "ray[train]")
-    except ImportError as e:
-        pytest.skip(f"Ray Train unavailable: {e}")
-    import ray
-
-    from ulmfit_multi.distributed import train_lm_ddp
-
-    if ray.is_initialized():  # the module cluster may still be connected
-        ray.shutdown()
-    rng = np.random.default_rng(0)
-    tokens = np.tile(rng.integers(1, 40, size=50), 40)  # learnable: a repeating sequence
-    model = dict(vocab_size=40, emb_size=16, hidden_size=24, n_layers=2, drop_mult=0.0)
-    ray.init(address="local", num_cpus=3, include_dashboard=False, log_to_driver=False)
-    try:
-        one = train_lm_ddp(tokens, model=model, num_workers=1, batch_size=8, bptt=10, steps=12, lr=1e-2,
-                           storage_path=tmp_path / "one")
-        two = train_lm_ddp(tokens, model=model, num_workers=2, batch_size=8, bptt=10, steps=12, lr=1e-2,
-                           storage_path=tmp_path / "two")
-    finally:
-        ray.shutdown()
-    assert two["world_size"] == 2 and one["world_size"] == 1
-    a, b = np.array(one["losses"]), np.array(two["losses"])
-    assert len(a) == 12 and a[-1] < a[0] - 0.1  # it learns
-    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)

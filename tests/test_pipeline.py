@@ -7,6 +7,7 @@ import csv
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ulmfit_multi.pipeline import STAGE_NAMES, run_recipe
@@ -170,3 +171,25 @@ def test_predictor_loads_a_finished_run(tiny_setup: dict[str, Path]) -> None:
     out = predictor.predict(["हा चित्रपट छान सुंदर आहे", "वाईट खराब गोष्ट"])
     assert len(out) == 2
     assert all(label in ("negative", "neutral", "positive") and 0.0 <= p <= 1.0 for label, p in out)
+
+
+@pytest.mark.slow
+def test_pretrain_data_parallel_on_ray_matches_one_worker(tiny_setup: dict[str, Path]) -> None:
+    """pretrain.workers=2 trains each direction with Ray Train (DDP, gloo): same loss curve as one worker."""
+    pytest.importorskip("ray.train", reason="needs ray[train] (pyarrow)")
+    import json
+
+    kw = dict(preset="base", mirror=tiny_setup["mirror"], work_dir=tiny_setup["work"], data_dir=tiny_setup["data"],
+              progress=False, device="cpu", until="pretrain")
+    curves = {}
+    for workers in (1, 2):
+        res = run_recipe(tiny_setup["recipe"], overrides=["model.drop_mult=0.0", f"pretrain.workers={workers}"], **kw)
+        assert res.stages[-1].name == "pretrain" and res.stages[-1].status == "ran"
+        out = res.run_dir / "06-pretrain"
+        assert not (out / "ray_train").exists()
+        curves[workers] = [[json.loads(x)["train_loss"] for x in (out / d / "history.jsonl").read_text().splitlines()
+                            if json.loads(x)["kind"] == "step"] for d in ("fwd", "bwd")]
+        assert (out / "fwd" / "model.pt").exists() and (out / "bwd" / "done.json").exists()
+    for a, b in zip(curves[1], curves[2]):
+        assert len(a) == len(b) > 5
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)

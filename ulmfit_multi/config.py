@@ -146,6 +146,7 @@ class PretrainConfig(LMSection):
     epochs: int = 10
     lr: float = 3e-3
     directions: list[str] = field(default_factory=lambda: ["fwd", "bwd"])
+    workers: int = 1  # > 1: data-parallel (DDP) over that many Ray Train workers, one GPU each when there are GPUs
 
 
 @dataclass
@@ -430,6 +431,9 @@ def _check_values(cfg: Config, path: Path) -> None:
     one_of(cfg.tokenizer.model_type, ("unigram", "bpe"), "tokenizer.model_type")
     for d in cfg.pretrain.directions:
         one_of(d, ("fwd", "bwd"), "pretrain.directions")
+    if cfg.pretrain.workers < 1 or cfg.pretrain.batch_size % cfg.pretrain.workers:
+        raise RecipeError(f"{path}: 'pretrain.workers' is {cfg.pretrain.workers}; expected a number >= 1 that "
+                          f"divides pretrain.batch_size ({cfg.pretrain.batch_size})")
     names = set()
     for task in cfg.tasks:
         if not task.name:

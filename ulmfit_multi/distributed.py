@@ -263,9 +263,11 @@ def pretrain_many(langs: list[str], *, preset: str = "smoke", overrides: list[st
     """Run `runner(lang, until=...)` for each language as its own Ray task; one summary dict per language.
 
     address: join that Ray cluster (or "auto"); None starts a local Ray (no dashboard, `num_cpus` CPUs,
-    default one per language) and shuts it down at the end. An already initialized Ray is reused.
-    gpus_per_lang: GPUs reserved per task when the cluster has any (0 otherwise). The stage engine
-    trains on one device; >1 only reserves GPUs (see `train_lm_ddp` for the data-parallel loop).
+    default one per language, plus the DDP workers) and shuts it down at the end. An already initialized
+    Ray is reused.
+    gpus_per_lang: GPUs reserved per language when the cluster has any (0 otherwise). N > 1 sets
+    `pretrain.workers=N`: the language's LM trains data-parallel on N Ray Train workers (one GPU each, or
+    one CPU each on a cluster without GPUs); its other stages run on one CPU.
     max_retries: Ray retries of a task after an exception or a lost worker/node.
     runner: default `ulmfit_multi.pipeline.run_recipe`; must be picklable (a module-level function).
     echo: where live lines and the final table go (default print).
@@ -281,6 +283,8 @@ def pretrain_many(langs: list[str], *, preset: str = "smoke", overrides: list[st
         raise ValueError("pretrain_many: no languages given")
     paths = Paths.resolve(data_dir, mirror, work_dir)
     # resolved here, on the driver: relative paths mean nothing on another node
+    if gpus_per_lang > 1:
+        overrides = _with_override(overrides, "pretrain.workers", int(gpus_per_lang))
     kwargs = {"preset": preset, "overrides": overrides, "mirror": str(paths.mirror) if paths.mirror else None,
               "data_dir": str(paths.data_dir), "work_dir": str(paths.work_dir), "until": until,
               "progress": False}
@@ -289,16 +293,16 @@ def pretrain_many(langs: list[str], *, preset: str = "smoke", overrides: list[st
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(address="local", num_cpus=num_cpus or len(langs), include_dashboard=False, log_to_driver=False,
+            per_lang = 1 + (int(gpus_per_lang) if gpus_per_lang > 1 else 0)
+            ray.init(address="local", num_cpus=num_cpus or len(langs) * per_lang, include_dashboard=False,
+                     log_to_driver=False,
                      runtime_env=same_code_env())
     t0 = time.time()
     try:
         has_gpu = ray.cluster_resources().get("GPU", 0) > 0
-        num_gpus = float(gpus_per_lang) if has_gpu else 0.0
-        if num_gpus > 1:
-            log.warning("gpus_per_lang=%s: each language reserves %s GPUs, but the pretrain stage trains "
-                        "on one device (data-parallel pretraining is not wired into the stage engine)",
-                        gpus_per_lang, num_gpus)
+        # > 1: the language's task reserves nothing itself; its pretrain stage starts that many Ray Train
+        # workers (DDP), each with one GPU (or one CPU on a cluster without GPUs)
+        num_gpus = float(gpus_per_lang) if has_gpu and gpus_per_lang <= 1 else 0.0
         here = ray.get_runtime_context().get_node_id()
         board = ray.remote(num_cpus=0)(ProgressBoard).options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
@@ -374,114 +378,39 @@ def _snapshot(board: Any) -> dict[str, dict[str, Any]]:
 # ------------------------------------------------------------------ data-parallel LM loop (Ray Train)
 
 
-def _global_batches(tokens: Any, batch_size: int, bptt: int, steps: int):
-    """(x, y) pairs of shape (batch_size, bptt): the token array laid out as batch_size rows."""
-    import numpy as np
-
-    tokens = np.asarray(tokens, dtype=np.int64)
-    per_row = len(tokens) // batch_size
-    if per_row < steps * bptt + 1:
-        raise ValueError(f"train_lm_ddp: {len(tokens)} tokens are too few for {steps} steps of "
-                         f"{batch_size}x{bptt}")
-    rows = tokens[: per_row * batch_size].reshape(batch_size, per_row)
-    for i in range(steps):
-        s = i * bptt
-        yield rows[:, s:s + bptt], rows[:, s + 1:s + bptt + 1]
+def _with_override(overrides: list[str] | dict | None, key: str, value: Any) -> list[str] | dict:
+    if isinstance(overrides, dict):
+        out = dict(overrides)
+        section, name = key.split(".")
+        out[section] = {**out.get(section, {}), name: value}
+        return out
+    return [*(overrides or []), f"{key}={value}"]
 
 
-def _ddp_loop(config: dict[str, Any]) -> None:
-    """Ray Train worker: every rank trains on its slice of the same global batch; rank 0 records losses."""
-    import json
-
-    import numpy as np
-    import ray.train
-    import ray.train.torch
-    import torch
-    import torch.distributed as dist
-    import torch.nn.functional as F
-
-    from .model import ModelConfig, build_language_model
-
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.manual_seed(config["seed"])
-    torch.set_num_threads(1)
-    model = build_language_model(ModelConfig(**config["model"]))
-    model = ray.train.torch.prepare_model(model)  # DDP (gloo on CPU, nccl on GPU); syncs rank 0's weights
-    device = ray.train.torch.get_device()
-    opt = torch.optim.Adam(model.parameters(), lr=config["lr"])
-    bs = config["batch_size"]
-    if bs % world:
-        raise ValueError(f"global batch {bs} is not divisible by {world} workers")
-    lo, hi = rank * bs // world, (rank + 1) * bs // world
-    losses = []
-    for x, y in _global_batches(np.load(config["tokens"]), bs, config["bptt"], config["steps"]):
-        xb = torch.from_numpy(x[lo:hi]).to(device)
-        yb = torch.from_numpy(y[lo:hi]).to(device)
-        out = model(xb)
-        loss = F.cross_entropy(out.logits.reshape(-1, out.logits.size(-1)), yb.reshape(-1))
-        opt.zero_grad()
-        loss.backward()  # DDP averages gradients: same as the mean loss over the whole global batch
-        if config["clip"]:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config["clip"])
-        opt.step()
-        global_loss = loss.detach().clone()
-        if world > 1:
-            dist.all_reduce(global_loss)
-            global_loss /= world
-        losses.append(float(global_loss))
-    if rank == 0:
-        Path(config["out"]).write_text(json.dumps({"losses": losses, "world_size": world}))
-    ray.train.report({"loss": losses[-1], "steps": len(losses)})
-
-
-def train_lm_ddp(tokens: Any, *, model: dict[str, Any] | Any, num_workers: int = 2, use_gpu: bool = False,
-                 batch_size: int = 8, bptt: int = 16, steps: int = 10, lr: float = 1e-3, clip: float = 0.0,
-                 seed: int = 0, storage_path: str | Path | None = None) -> dict[str, Any]:
-    """Train a language model data-parallel with Ray Train's TorchTrainer; returns {"losses", "seconds", ...}.
-
-    tokens: 1-D token ids, laid out as `batch_size` rows (the global batch); each of the `num_workers`
-    workers takes batch_size/num_workers rows, and DDP averages the gradients, so the loss curve matches
-    one worker on the whole batch (with dropout off). model: ModelConfig or its fields as a dict.
-    storage_path: shared folder for Ray Train's run state and the loss file (default: a temp dir; on a
-    multi-node cluster it must be shared storage). Uses the initialized Ray, or starts a local one.
-    """
-    import dataclasses
-    import json
-    import tempfile
-
-    import numpy as np
+def run_data_parallel(loop: Callable[[dict[str, Any]], None], config: dict[str, Any], *, num_workers: int,
+                      use_gpu: bool | None, storage_path: str | Path) -> None:
+    """Run `loop(config)` on `num_workers` Ray Train workers (TorchTrainer: torch.distributed is set up,
+    gloo on CPU, NCCL on GPU); `storage_path` holds Ray Train's run state and must be shared storage on a
+    multi-node cluster. use_gpu None: when the Ray cluster has GPUs. Uses the initialized Ray (e.g. inside
+    `pretrain_many`), or starts a local one."""
     import ray
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    model_fields = dataclasses.asdict(model) if dataclasses.is_dataclass(model) else dict(model)
     owns = not ray.is_initialized()
     if owns:
         ray.init(address="local", num_cpus=num_workers + 1, include_dashboard=False, log_to_driver=False,
                  runtime_env=same_code_env())
-    tmp = None
     try:
-        if storage_path is None:
-            tmp = tempfile.TemporaryDirectory(prefix="ulmfit-ddp-")
-            storage_path = tmp.name
-        root = Path(storage_path).resolve()
-        root.mkdir(parents=True, exist_ok=True)
-        run = f"lm-ddp-{uuid.uuid4().hex[:8]}"
-        np.save(root / f"{run}-tokens.npy", np.asarray(tokens, dtype=np.int64))
-        config = {"model": model_fields, "tokens": str(root / f"{run}-tokens.npy"), "out": str(root / f"{run}.json"),
-                  "batch_size": batch_size, "bptt": bptt, "steps": steps, "lr": lr, "clip": clip, "seed": seed}
-        trainer = TorchTrainer(_ddp_loop, train_loop_config=config,
+        Path(storage_path).mkdir(parents=True, exist_ok=True)
+        if use_gpu is None:
+            use_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        trainer = TorchTrainer(loop, train_loop_config=config,
                                scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
-                               run_config=RunConfig(name=run, storage_path=str(root)))
-        t0 = time.time()
+                               run_config=RunConfig(name=f"ddp-{uuid.uuid4().hex[:8]}",
+                                                    storage_path=str(Path(storage_path).resolve())))
         trainer.fit()
-        seconds = time.time() - t0
-        out = json.loads((root / f"{run}.json").read_text())
-        return {**out, "seconds": seconds, "num_workers": num_workers}
     finally:
-        if tmp is not None:
-            tmp.cleanup()
         if owns:
             ray.shutdown()
 

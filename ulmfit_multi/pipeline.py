@@ -287,33 +287,67 @@ def _lm_train_config(section, discriminative: bool):
 
 
 def pretrain(ctx: StageContext) -> dict[str, Any]:
-    """Pretrain forward and backward AWD-LSTM language models on the general-domain corpus."""
-    import torch
+    """Pretrain forward and backward AWD-LSTM language models on the general-domain corpus.
 
-    from .model import build_language_model
-    from .tokens import LMStream, TokenStore
-    from .train import train_lm
-
+    With pretrain.workers > 1 each direction trains data-parallel on Ray Train (`run_data_parallel`).
+    """
     cfg, p = ctx.cfg, ctx.cfg.pretrain
-    store = TokenStore.open(ctx.input("encode") / "lm")
-    train_tokens, valid_tokens = store.split(cfg.encode.valid_frac)
     summary = {}
     for direction in p.directions:
         out = ctx.out / direction
         if (out / "done.json").exists():
             summary[direction] = read_json(out / "done.json")
             continue
-        torch.manual_seed(0)
-        model = build_language_model(_lm_config(cfg, int(store.meta["vocab_size"]), cfg.model.drop_mult))
-        backwards = direction == "bwd"
-        train = LMStream(train_tokens, p.batch_size, cfg.model.bptt, backwards=backwards, seed=0)
-        valid = LMStream(valid_tokens, p.batch_size, cfg.model.bptt, backwards=backwards, seed=0,
-                         vary_bptt=False, shuffle_offset=False) if len(valid_tokens) > p.batch_size * 8 else None
-        result = train_lm(model, train, valid, _lm_train_config(p, discriminative=False), out,
-                          device=device_for(cfg), seed=0, progress=ctx.progress)
+        job = dict(cfg=cfg, encode_dir=str(ctx.input("encode")), direction=direction, out=str(out))
+        if p.workers > 1:
+            from .distributed import run_data_parallel
+
+            use_gpu = {"cuda": True, "cpu": False}.get(cfg.runtime.device)  # auto: if the cluster has GPUs
+            run_data_parallel(pretrain_worker, job, num_workers=p.workers, use_gpu=use_gpu,
+                              storage_path=ctx.out / "ray_train")
+            result = read_json(out / "result.json")
+        else:
+            result = pretrain_direction(**job, device=device_for(cfg), progress=ctx.progress)
         write_json(out / "done.json", result)
         summary[direction] = result
+    shutil.rmtree(ctx.out / "ray_train", ignore_errors=True)
     return summary
+
+
+def pretrain_direction(cfg: Config, encode_dir: str, direction: str, out: str, *, device: str, progress: bool,
+                       rank: int = 0, world_size: int = 1) -> dict[str, Any]:
+    """Train one LM direction on the encoded corpus; one rank's share of the batch when world_size > 1."""
+    import torch
+
+    from .model import build_language_model
+    from .tokens import LMStream, TokenStore
+    from .train import train_lm
+
+    p = cfg.pretrain
+    store = TokenStore.open(Path(encode_dir) / "lm")
+    train_tokens, valid_tokens = store.split(cfg.encode.valid_frac)
+    torch.manual_seed(0)
+    model = build_language_model(_lm_config(cfg, int(store.meta["vocab_size"]), cfg.model.drop_mult))
+    backwards = direction == "bwd"
+    train = LMStream(train_tokens, p.batch_size, cfg.model.bptt, backwards=backwards, seed=0, rank=rank,
+                     world_size=world_size)
+    valid = LMStream(valid_tokens, p.batch_size, cfg.model.bptt, backwards=backwards, seed=0,
+                     vary_bptt=False, shuffle_offset=False) if len(valid_tokens) > p.batch_size * 8 else None
+    return train_lm(model, train, valid, _lm_train_config(p, discriminative=False), Path(out),
+                    device=device, seed=0, progress=progress)
+
+
+def pretrain_worker(job: dict[str, Any]) -> None:
+    """Ray Train worker loop of a data-parallel `pretrain`: every rank trains; rank 0 writes result.json."""
+    import ray.train
+    import ray.train.torch
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    result = pretrain_direction(**job, device=str(ray.train.torch.get_device()), progress=False, rank=rank,
+                                world_size=world)
+    if rank == 0:
+        write_json(Path(job["out"]) / "result.json", result)
 
 
 def _task_dirs(ctx: StageContext) -> dict[str, Path]:

@@ -105,7 +105,13 @@ class LMStream:
     """ULMFiT/AWD-LSTM language-model batches read straight from a token array (e.g. a memmap)."""
 
     def __init__(self, tokens: np.ndarray, batch_size: int, bptt: int, *, backwards: bool = False,
-                 seed: int = 0, vary_bptt: bool = True, shuffle_offset: bool = True):
+                 seed: int = 0, vary_bptt: bool = True, shuffle_offset: bool = True, rank: int = 0,
+                 world_size: int = 1):
+        """batch_size is the global batch; with world_size > 1 this stream yields only rows rank,
+        rank + world_size, ... of it (data-parallel training: every rank sees the same windows)."""
+        if world_size < 1 or not 0 <= rank < world_size or batch_size % world_size:
+            raise ValueError(f"LM stream: batch size {batch_size} cannot be split over {world_size} workers "
+                             f"(rank {rank})")
         self.n_tokens = len(tokens)
         # fastai layout: row r holds x positions [r*row_len, (r+1)*row_len); y reads one further
         self.row_len = (self.n_tokens - 1) // batch_size
@@ -115,6 +121,7 @@ class LMStream:
             raise ValueError(f"bptt must be >= 1, got {bptt}")
         self.tokens, self.batch_size, self.bptt = tokens, batch_size, bptt
         self.backwards, self.seed, self.vary_bptt, self.shuffle_offset = backwards, seed, vary_bptt, shuffle_offset
+        self.rows = np.arange(rank, batch_size, world_size)
         self._cached: tuple[int, np.ndarray] | None = None
 
     def offset(self, epoch: int) -> int:
@@ -155,8 +162,8 @@ class LMStream:
         return len(self.seq_lens(epoch))
 
     def _window(self, offset: int, pos: int, length: int) -> np.ndarray:
-        """(batch_size, length) block of the rotated (and possibly reversed) stream at row position pos."""
-        idx = np.arange(self.batch_size)[:, None] * self.row_len + pos + np.arange(length)[None, :]
+        """(rows, length) block of the rotated (and possibly reversed) stream at row position pos."""
+        idx = self.rows[:, None] * self.row_len + pos + np.arange(length)[None, :]
         idx = (idx + offset) % self.n_tokens
         if self.backwards:
             idx = self.n_tokens - 1 - idx

@@ -131,6 +131,52 @@ def _set_rng_state(s: dict) -> None:
         torch.cuda.set_rng_state_all([t.cpu() for t in s["cuda"]])
 
 
+def _dist_rank_world() -> tuple[int, int]:
+    """(rank, world size) of the torch.distributed group, (0, 1) outside data-parallel training."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _mean_over_ranks(value: Tensor, world: int) -> float:
+    if world > 1:
+        import torch.distributed as dist
+
+        value = value.float().clone()
+        dist.all_reduce(value)
+        value /= world
+    return value.item()
+
+
+def _agree(flag: bool, world: int) -> bool:
+    """Rank 0's decision, on every rank (time-based checkpoints must happen at the same step everywhere)."""
+    if world == 1:
+        return flag
+    import torch.distributed as dist
+
+    box = [flag]
+    dist.broadcast_object_list(box, src=0)
+    return bool(box[0])
+
+
+def _gather(obj: Any, world: int) -> list:
+    import torch.distributed as dist
+
+    out: list = [None] * world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(o) for o in obj)
+    return obj
+
+
 def _cap(n: int, limit: int) -> int:
     return min(n, limit) if limit > 0 else n
 
@@ -142,8 +188,8 @@ def _adamw(groups: list[list[nn.Parameter]], lrs: list[float], betas: tuple[floa
 class _Run:
     """Checkpoint, history and plot bookkeeping shared by both loops."""
 
-    def __init__(self, out_dir: Path, checkpoint_minutes: float):
-        self.out_dir = Path(out_dir)
+    def __init__(self, out_dir: Path, checkpoint_minutes: float, writer: bool = True):
+        self.out_dir, self.writer = Path(out_dir), writer  # writer False: a data-parallel rank > 0 writes nothing
         self.ckpt_path = self.out_dir / "ckpt" / "last.pt"
         self.every_s = checkpoint_minutes * 60
         self.last_save = time.monotonic()
@@ -162,11 +208,15 @@ class _Run:
         return time.monotonic() - self.last_save >= self.every_s
 
     def write_history(self, history: list[dict]) -> None:
+        if not self.writer:
+            return
         with atomic_write(self.out_dir / "history.jsonl") as f:
             for rec in history:
                 f.write(json.dumps(rec) + "\n")
 
     def plot(self, history: list[dict], metric: str | None = None) -> None:
+        if not self.writer:
+            return
         import matplotlib
 
         matplotlib.use("Agg")
@@ -244,7 +294,8 @@ def train_lm(
     Resumes from out_dir/ckpt/last.pt when present. `on_step(info)` runs after every step (and after its
     checkpoint, if one was due); raising there interrupts training (tests). Returns a summary dict.
     """
-    run = _Run(out_dir, cfg.checkpoint_minutes)
+    rank, world = _dist_rank_world()
+    run = _Run(out_dir, cfg.checkpoint_minutes, writer=rank == 0)
     model.to(device)
     groups = lm_layer_groups(model)
     base_lrs = discriminative_lrs(cfg.lr, len(groups)) if cfg.discriminative else [cfg.lr] * len(groups)
@@ -256,17 +307,30 @@ def train_lm(
     params = [p for g in groups for p in g]
     st = dict(epoch=0, batch=0, step=0, ep_loss=0.0, ep_tokens=0, win_loss=0.0, win_tokens=0, train_tokens=0, seconds=0.0)
     history: list[dict] = []
-    _seed_all(seed)
+    _seed_all(seed + rank)  # dropout masks differ per rank; weights are rank 0's (DDP broadcasts them)
     if (ck := run.load(device)) is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         st, history = ck["state"], ck["history"]
-        model.encoder.hidden = ck["hidden"]
-        _set_rng_state(ck["rng"])
+        if ck.get("world_size", 1) != world:
+            raise RuntimeError(f"{run.ckpt_path}: written by {ck.get('world_size', 1)} workers, resumed with "
+                               f"{world}; resume with the same number or delete the checkpoint")
+        model.encoder.hidden = ck["hidden"][rank] if world > 1 else ck["hidden"]
+        _set_rng_state(ck["rng"][rank] if world > 1 else ck["rng"])
+    net: nn.Module = model
+    if world > 1:  # gradients are averaged over ranks, each holding batch_size / world rows of the batch
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
 
     def checkpoint() -> None:
-        run.save(dict(model=model.state_dict(), optimizer=opt.state_dict(), state=dict(st), history=history,
-                      hidden=model.encoder.hidden, rng=_rng_state(), config=asdict(cfg)))  # fmt: skip
+        hidden, rng = model.encoder.hidden, _rng_state()
+        if world > 1:  # every rank carries its own rows' hidden state and RNG: gather them
+            hidden, rng = _gather(_to_cpu(hidden), world), _gather(rng, world)
+        if rank == 0:
+            run.save(dict(model=model.state_dict(), optimizer=opt.state_dict(), state=dict(st), history=history,
+                          hidden=hidden, rng=rng, world_size=world, config=asdict(cfg)))  # fmt: skip
+        run.last_save = time.monotonic()
 
     lr_now = base_lrs[-1]
     for epoch in range(st["epoch"], cfg.epochs):
@@ -285,7 +349,7 @@ def train_lm(
                 g["lr"] = lr * scale
             lr_now = base_lrs[-1] * scale
             with _autocast(device, cfg.bf16):
-                out = model(x)
+                out = net(x)
                 loss = F.cross_entropy(out.logits.float().flatten(0, 1), y.flatten())
                 reg = ar_tar(out, cfg.alpha, cfg.beta)
             opt.zero_grad(set_to_none=True)
@@ -293,7 +357,7 @@ def train_lm(
             nn.utils.clip_grad_norm_(params, cfg.clip)
             opt.step()
 
-            n_tok, loss_v = y.numel(), loss.item()
+            n_tok, loss_v = y.numel() * world, _mean_over_ranks(loss.detach(), world)
             st["step"] += 1
             st["batch"] += 1
             st["ep_loss"] += loss_v * n_tok
@@ -308,7 +372,7 @@ def train_lm(
                 st["win_loss"], st["win_tokens"] = 0.0, 0
             bar.update(1)
             bar.set_postfix(loss=f"{loss_v:.3f}", ppl=f"{math.exp(min(loss_v, 50)):.1f}", tok_s=f"{tok_s:,.0f}")
-            if run.due() and st["batch"] < n_batches[epoch]:
+            if _agree(run.due(), world) and st["batch"] < n_batches[epoch]:
                 st["seconds"] += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 tok0 = 0
@@ -331,7 +395,8 @@ def train_lm(
         run.write_history(history)
         run.plot(history)
 
-    save_torch(model.state_dict(), run.out_dir / "model.pt")
+    if rank == 0:
+        save_torch(model.state_dict(), run.out_dir / "model.pt")
     last = next((r for r in reversed(history) if r["kind"] == "epoch"), {})
     return dict(
         valid_loss=last.get("valid_loss"), valid_ppl=last.get("valid_ppl"), train_loss=last.get("train_loss"),
