@@ -146,3 +146,41 @@ def test_references_in_percent_other_metric_and_header_in_latex(tmp_path):
     assert not any(k.startswith("x [") for k in rows)   # its task is not in the table
     tex = paths["tex"].read_text(encoding="utf-8").splitlines()
     assert tex[:2] == ["% command: ulmfit-multi table runs/a", "% hardware: CPU, 2 cores"]
+
+
+def _fake_run(root, name, stages, tasks):
+    """A run folder as the pipeline leaves it: resolved config, run.json, and records of the given stages."""
+    run = root / name
+    run.mkdir()
+    lines = [f'preset = "cpu"', "[recipe]", f'name = "{name}"']
+    for task, metric in tasks.items():
+        lines += ["[[tasks]]", f'name = "{task}"', f'metric = "{metric}"']
+    lines += ["[[reference]]", f'task = "{next(iter(tasks))}"', 'system = "Paper"', 'metric = "accuracy"',
+              "value = 0.9", 'cite = "Someone 2024"']
+    (run / "config.resolved.toml").write_text("\n".join(lines) + "\n")
+    (run / "run.json").write_text(json.dumps({"environment": {"cuda": None, "cpu_count": 2}}))
+    for number, stage, recs in stages:
+        d = run / f"{number:02d}-{stage}"
+        d.mkdir()
+        (d / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return run
+
+
+def test_gather_runs_with_and_without_ulmfit_results(tmp_path):
+    from ulmfit_multi.errors import StageError
+    from ulmfit_multi.tables_gather import gather_runs
+
+    full = _fake_run(tmp_path, "mr", [(5, "baselines", [_rec("gt", "tfidf-lr", 0, 0.7, 0.6)]),
+                                      (9, "evaluate", [_rec("gt", "ULMFiT ensemble", 0, 0.8, 0.7)])],
+                     {"gt": "accuracy"})
+    baselines_only = _fake_run(tmp_path, "ta", [(5, "baselines", [_rec("f20", "fasttext", 0, 0.6, 0.55)])],
+                               {"f20": "weighted_f1"})
+    paths = gather_runs([full, baselines_only], tmp_path / "out", title="both")
+    md = paths["md"].read_text()
+    assert "| ULMFiT ensemble | 80.00" in md and "| tfidf-lr | 70.00" in md
+    assert "55.00" in md and "Paper" in md and "CPU, 2 cores" in md
+    nothing = _fake_run(tmp_path, "ml", [], {"f21": "weighted_f1"})
+    with pytest.raises(StageError, match="ml.*neither 'evaluate' nor 'baselines'"):
+        gather_runs([nothing], tmp_path / "out2")
+    with pytest.raises(StageError, match="not a run folder"):
+        gather_runs([tmp_path / "out"], tmp_path / "out3")

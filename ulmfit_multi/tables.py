@@ -58,15 +58,23 @@ def _grid(records: list[dict], references: list[dict], metric_by_task: dict[str,
             else:
                 row.append(f"{100 * r['mean'][metric]:.2f} ± {100 * r['std'][metric]:.2f} ({r['n_seeds']})")
         rows.append(row)
-    for i, ref in enumerate([r for r in references if r["task"] in tasks], 1):
-        row = [f"{ref['system']} [{i}]"]
-        value = ref["value"] / 100 if ref["value"] > 1 else ref["value"]  # given in percent
-        shown = "" if ref["metric"] == metric_by_task.get(ref["task"], "accuracy") else \
-            f" ({METRIC_SHORT.get(ref['metric'], ref['metric'])})"  # not the column's metric: say which
-        for t in tasks:
-            row.append(f"{100 * value:.2f}{shown}" if ref["task"] == t else "")
+    # one row per published system, one footnote per citation
+    cites: dict[tuple[str, str], int] = {}
+    by_system: dict[str, list[dict]] = {}
+    for ref in references:
+        if ref["task"] in tasks:
+            cites.setdefault((ref["cite"], ref["metric"]), len(cites) + 1)
+            by_system.setdefault(ref["system"], []).append(ref)
+    for system, refs in by_system.items():
+        marks = sorted({cites[(r["cite"], r["metric"])] for r in refs})
+        row = [f"{system} [{', '.join(map(str, marks))}]"] + [""] * len(tasks)
+        for ref in refs:
+            value = ref["value"] / 100 if ref["value"] > 1 else ref["value"]  # given in percent
+            shown = "" if ref["metric"] == metric_by_task.get(ref["task"], "accuracy") else \
+                f" ({METRIC_SHORT.get(ref['metric'], ref['metric'])})"  # not the column's metric: say which
+            row[1 + tasks.index(ref["task"])] = f"{100 * value:.2f}{shown}"
         rows.append(row)
-        notes.append(f"[{i}] {ref['cite']} ({ref['metric']}, published)")
+    notes += [f"[{i}] {cite} ({metric}, published)" for (cite, metric), i in cites.items()]
     for t, reason in unavailable.items():
         notes.append(f"{t}: n/a, {reason}")
     for t in tasks:

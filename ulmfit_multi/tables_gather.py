@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -9,14 +10,22 @@ from .errors import StageError
 
 
 def _stage_dir(run_dir: Path, stage: str) -> Path:
+    """The finished stage folder `NN-<stage>` of a run folder."""
     hits = sorted(run_dir.glob(f"[0-9][0-9]-{stage}"))
     if not hits or not hits[0].exists():
         raise StageError(f"{run_dir}: stage '{stage}' has not finished in this run; run the recipe first")
     return hits[0]
 
 
+def _records_dir(run_dir: Path, stage: str) -> Path | None:
+    hits = sorted(run_dir.glob(f"[0-9][0-9]-{stage}"))
+    return hits[0] if hits and (hits[0] / "records.jsonl").exists() else None
+
+
 def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -> dict[str, Path]:
-    """Read evaluate + baselines records and references from each run folder; write MD/CSV/JSON/LaTeX."""
+    """Read evaluate + baselines records and references from each run folder; write MD/CSV/JSON/LaTeX.
+
+    A run with only its baselines finished contributes those rows."""
     from .pipeline import read_records
     from .stages import environment
     from .tables import write_tables
@@ -24,13 +33,21 @@ def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -
     records: list[dict] = []
     references: list[dict] = []
     metric_by_task: dict[str, str] = {}
-    presets = []
+    presets, hardware = [], []
     for run in runs:
         run = Path(run)
+        if not (run / "config.resolved.toml").exists():
+            raise StageError(f"{run}: not a run folder (no config.resolved.toml)")
         cfg = tomllib.loads((run / "config.resolved.toml").read_text(encoding="utf-8"))
         presets.append(f"{cfg['recipe']['name']}:{cfg['preset']}")
-        for stage in ("evaluate", "baselines"):
-            records += read_records(_stage_dir(run, stage) / "records.jsonl")
+        dirs = [d for d in (_records_dir(run, s) for s in ("evaluate", "baselines")) if d is not None]
+        if not dirs:
+            raise StageError(f"{run}: neither 'evaluate' nor 'baselines' has finished in this run; run the recipe first")
+        for d in dirs:
+            records += read_records(d / "records.jsonl")
+        run_env = json.loads((run / "run.json").read_text(encoding="utf-8")).get("environment", {}) \
+            if (run / "run.json").exists() else {}
+        hardware.append(f"{run_env.get('cuda') or 'CPU'}, {run_env.get('cpu_count', '?')} cores")
         references += [{k: r[k] for k in ("task", "system", "metric", "value", "cite")} for r in cfg.get("reference", [])]
         metric_by_task.update({t["name"]: t["metric"] for t in cfg.get("tasks", [])})
     env = environment()
@@ -38,6 +55,6 @@ def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -
         "command": "ulmfit-multi table " + " ".join(str(r) for r in runs),
         "runs": ", ".join(presets),
         "code version": f"ulmfit_multi {env['ulmfit_multi']} ({env['git_commit'] or 'no git'})",
-        "hardware": f"{env.get('cuda') or 'CPU'}, {env['cpu_count']} cores",
+        "hardware (of the runs)": ", ".join(dict.fromkeys(hardware)),
     }
     return write_tables(records, references, out, title=title, metric_by_task=metric_by_task, header=header)
