@@ -193,3 +193,16 @@ def test_pretrain_data_parallel_on_ray_matches_one_worker(tiny_setup: dict[str, 
     for a, b in zip(curves[1], curves[2]):
         assert len(a) == len(b) > 5
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_finetuning_refuses_task_text_from_another_tokenizer(tmp_path: Path) -> None:
+    from ulmfit_multi.errors import StageError
+    from ulmfit_multi.pipeline import check_same_tokenizer
+
+    lm = {"vocab_size": 8000, "tokenizer_sha256": "a" * 64}
+    check_same_tokenizer(lm, {"vocab_size": 8000, "tokenizer_sha256": "a" * 64}, tmp_path)
+    check_same_tokenizer(lm, {"vocab_size": 8000}, tmp_path)  # stores written before the checksum was recorded
+    with pytest.raises(StageError, match="another tokenizer"):
+        check_same_tokenizer(lm, {"vocab_size": 8000, "tokenizer_sha256": "b" * 64}, tmp_path)
+    with pytest.raises(StageError, match="vocab 4000 vs 8000"):
+        check_same_tokenizer(lm, {"vocab_size": 4000}, tmp_path)

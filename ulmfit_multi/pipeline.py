@@ -30,7 +30,7 @@ import numpy as np
 
 from .atomic import atomic_write, read_json, write_json
 from .config import Config, load_recipe
-from .errors import DataError, FetchError
+from .errors import DataError, FetchError, StageError
 from .fetch import locate, url_for
 from .langs import LangSpec, load_lang
 from .paths import Paths
@@ -257,7 +257,7 @@ def encode(ctx: StageContext) -> dict[str, Any]:
         for role, split in data.splits.items():
             texts = [prepare_text(t) for t in split.texts]
             docs = [d if d else [tok.eos_id] for d in tok.encode(texts)]
-            write_token_store(docs, tdir / role, vocab_size=tok.vocab_size)
+            write_token_store(docs, tdir / role, vocab_size=tok.vocab_size, meta={"tokenizer_sha256": tok.checksum})
             write_json(tdir / role / "texts.json", texts)  # for subword-regularization sampling
             np.save(tdir / role / "labels.npy", np.asarray(split.labels, dtype=np.int64))
         write_json(tdir / "task.json", {
@@ -373,6 +373,8 @@ def finetune_lm(ctx: StageContext) -> dict[str, Any]:
                 docs.append(np.asarray(s.tokens))
         tokens = np.concatenate(docs)
         n_valid = max(len(tokens) // 10, 1)
+        check_same_tokenizer(TokenStore.open(ctx.input("encode") / "lm").meta, TokenStore.open(tdir / "train").meta,
+                             tdir / "train")
         for direction in cfg.pretrain.directions:
             out = ctx.out / name / direction
             if (out / "done.json").exists():
@@ -391,6 +393,19 @@ def finetune_lm(ctx: StageContext) -> dict[str, Any]:
             write_json(out / "done.json", result)
             summary[f"{name}/{direction}"] = result
     return summary
+
+
+def check_same_tokenizer(lm_meta: dict, task_meta: dict, task_dir: Path) -> None:
+    """Refuse to fine-tune an LM on task text encoded with another tokenizer (ids would mean other pieces).
+
+    The pipeline encodes both with the one tokenizer of the run; this guards hand-assembled stores.
+    """
+    lm_sha, task_sha = lm_meta.get("tokenizer_sha256"), task_meta.get("tokenizer_sha256")
+    if lm_meta.get("vocab_size") != task_meta.get("vocab_size") or (lm_sha and task_sha and lm_sha != task_sha):
+        raise StageError(f"{task_dir}: task text was encoded with another tokenizer than the pretraining corpus "
+                         f"(vocab {task_meta.get('vocab_size')} vs {lm_meta.get('vocab_size')}, sha256 "
+                         f"{str(task_sha)[:12]} vs {str(lm_sha)[:12]}); ULMFiT here needs one tokenizer for both: "
+                         "rerun the encode stage")
 
 
 def _classifier_batches(tdir: Path, role: str, bs: int, *, shuffle: bool, seed: int, backwards: bool,
