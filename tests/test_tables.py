@@ -179,6 +179,16 @@ def test_gather_runs_with_and_without_ulmfit_results(tmp_path):
     md = paths["md"].read_text()
     assert "| ULMFiT ensemble | 80.00" in md and "| tfidf-lr | 70.00" in md
     assert "55.00" in md and "Paper" in md and "CPU, 2 cores" in md
+    kn = _fake_run(tmp_path, "kn", [(5, "baselines", [_rec("f21kn", "fasttext", 0, 0.6, 0.5)])], {"f21kn": "weighted_f1",
+                                                                                              "gone": "weighted_f1"})
+    cfg = (kn / "config.resolved.toml").read_text().replace(
+        'name = "gone"', 'name = "gone"\nsplits = { train = "kn/train.tsv", test = "kn/test.tsv" }')
+    (kn / "config.resolved.toml").write_text(cfg)
+    (kn / "01-fetch").mkdir()
+    (kn / "01-fetch" / "_stage.json").write_text(json.dumps({"summary": {"unavailable": ["kn/test.tsv"]}}))
+    md = gather_runs([kn], tmp_path / "out_kn")["md"].read_text()
+    assert "| fasttext | 50.00 ± 0.00 (1) | n/a |" in md
+    assert "gone: n/a, test: kn/test.tsv unavailable" in md
     nothing = _fake_run(tmp_path, "ml", [], {"f21": "weighted_f1"})
     with pytest.raises(StageError, match="ml.*neither 'evaluate' nor 'baselines'"):
         gather_runs([nothing], tmp_path / "out2")

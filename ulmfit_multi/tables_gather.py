@@ -34,6 +34,7 @@ def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -
     references: list[dict] = []
     metric_by_task: dict[str, str] = {}
     presets, hardware = [], []
+    unavailable: dict[str, str] = {}
     for run in runs:
         run = Path(run)
         if not (run / "config.resolved.toml").exists():
@@ -48,6 +49,7 @@ def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -
         run_env = json.loads((run / "run.json").read_text(encoding="utf-8")).get("environment", {}) \
             if (run / "run.json").exists() else {}
         hardware.append(f"{run_env.get('cuda') or 'CPU'}, {run_env.get('cpu_count', '?')} cores")
+        unavailable.update(_unavailable_tasks(run, cfg))
         references += [{k: r[k] for k in ("task", "system", "metric", "value", "cite")} for r in cfg.get("reference", [])]
         metric_by_task.update({t["name"]: t["metric"] for t in cfg.get("tasks", [])})
     env = environment()
@@ -57,4 +59,21 @@ def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -
         "code version": f"ulmfit_multi {env['ulmfit_multi']} ({env['git_commit'] or 'no git'})",
         "hardware (of the runs)": ", ".join(dict.fromkeys(hardware)),
     }
-    return write_tables(records, references, out, title=title, metric_by_task=metric_by_task, header=header)
+    unavailable = {t: why for t, why in unavailable.items() if not any(r["task"] == t for r in records)}
+    return write_tables(records, references, out, title=title, metric_by_task=metric_by_task, header=header,
+                        unavailable=unavailable)
+
+
+def _unavailable_tasks(run: Path, cfg: dict) -> dict[str, str]:
+    """Tasks whose split files the run's fetch stage could not get: {task: the missing files}."""
+    fetch = sorted(run.glob("[0-9][0-9]-fetch/_stage.json"))
+    if not fetch:
+        return {}
+    summary = json.loads(fetch[0].read_text(encoding="utf-8")).get("summary", {})
+    missing = set(summary.get("unavailable", []))
+    out = {}
+    for task in cfg.get("tasks", []):
+        gone = [f"{role}: {path} unavailable" for role, path in task.get("splits", {}).items() if path in missing]
+        if gone:
+            out[task["name"]] = "; ".join(gone)
+    return out
