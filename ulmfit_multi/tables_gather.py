@@ -33,7 +33,7 @@ def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -
     records: list[dict] = []
     references: list[dict] = []
     metric_by_task: dict[str, str] = {}
-    presets, hardware = [], []
+    presets, hardware, commits = [], [], []
     unavailable: dict[str, str] = {}
     for run in runs:
         run = Path(run)
@@ -49,6 +49,7 @@ def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -
         run_env = json.loads((run / "run.json").read_text(encoding="utf-8")).get("environment", {}) \
             if (run / "run.json").exists() else {}
         hardware.append(f"{run_env.get('cuda') or 'CPU'}, {run_env.get('cpu_count', '?')} cores")
+        commits.append(f"ulmfit_multi {run_env.get('ulmfit_multi', '?')} ({run_env.get('git_commit') or 'no git'})")
         unavailable.update(_unavailable_tasks(run, cfg))
         references += [{k: r[k] for k in ("task", "system", "metric", "value", "cite")} for r in cfg.get("reference", [])]
         metric_by_task.update({t["name"]: t["metric"] for t in cfg.get("tasks", [])})
@@ -56,7 +57,8 @@ def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -
     header = {
         "command": "ulmfit-multi table " + " ".join(str(r) for r in runs),
         "runs": ", ".join(presets),
-        "code version": f"ulmfit_multi {env['ulmfit_multi']} ({env['git_commit'] or 'no git'})",
+        "code version (of the runs)": ", ".join(dict.fromkeys(commits)),
+        "gathered by": f"ulmfit_multi {env['ulmfit_multi']} ({env['git_commit'] or 'no git'})",
         "hardware (of the runs)": ", ".join(dict.fromkeys(hardware)),
     }
     unavailable = {t: why for t, why in unavailable.items() if not any(r["task"] == t for r in records)}
