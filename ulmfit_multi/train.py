@@ -321,7 +321,8 @@ def train_lm(
     if world > 1:  # gradients are averaged over ranks, each holding batch_size / world rows of the batch
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
+        index = torch.device(device).index  # "cuda:1" -> 1; "cpu" and a bare "cuda" -> None
+        net = DistributedDataParallel(model, device_ids=[index] if index is not None else None)
 
     def checkpoint() -> None:
         hidden, rng = model.encoder.hidden, _rng_state()
