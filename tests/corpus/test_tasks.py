@@ -32,6 +32,11 @@ def _resolver(root: Path):
     return resolve
 
 
+def _fire_spec(name: str, labels: dict[str, str], **kw) -> TaskSpec:
+    """A DravidianCodeMix task: TSV read with QUOTE_NONE, labels in the `category` column."""
+    return TaskSpec(name=name, format="tsv", label="category", quoting="none", labels=labels, **kw)
+
+
 def _labels(data, role: str) -> list[str]:
     return [data.classes[i] for i in data.splits[role].labels]
 
@@ -108,8 +113,7 @@ def test_zero_width_and_spaces_mixed_at_the_ends(tmp_path):
            f"Super song \u200b\tPositive\n"
            f" \u200b\u200b Hands up{ZWJ} \tNegative\n"
            f" \u200b \ufeff \tPositive\n")
-    spec = TaskSpec(name="kn", format="tsv", label="category", quoting="none", labels=KN_LABELS,
-                    splits={"valid": "dev.tsv"}, on_bad_row="skip")
+    spec = _fire_spec("kn", KN_LABELS, splits={"valid": "dev.tsv"}, on_bad_row="skip")
     split = load_task(spec, _resolver(tmp_path)).splits["valid"]
     assert split.texts == ["Super song", "Hands up"]
     assert split.skipped_lines == [4]
@@ -124,8 +128,7 @@ def test_fire2020_quote_none_trailing_space_labels(tmp_path):
            " idhu enna\tunknown_state \n"
            " it looks like hindi movie\tnot-Tamil \n"
            " vera level \"\tpositive\n")
-    spec = TaskSpec(name="f20", format="tsv", label="category", quoting="none", labels=TA_LABELS,
-                    splits={"train": "tamil_train.tsv"})
+    spec = _fire_spec("f20", TA_LABELS, splits={"train": "tamil_train.tsv"})
     data = load_task(spec, _resolver(tmp_path))
     split = data.splits["train"]
     assert split.texts[0] == "Daily likes & views pakka vanthavaga ellarukum vanakkam"  # leading space stripped
@@ -146,13 +149,11 @@ def test_fire2020_test_answer_crlf_and_fire2021_test_with_id(tmp_path):
            "Mal_2\tpoor movie\tNegative\n"
            "Mal_3\tthis is hindi\tnot-malayalam\n")
     ml_labels = {**{k: v for k, v in TA_LABELS.items() if k != "not-Tamil"}, "not-malayalam": "not_malayalam"}
-    spec = TaskSpec(name="t", format="tsv", label="category", quoting="none", labels=TA_LABELS,
-                    splits={"test": "tamil_test_answer.tsv"})
+    spec = _fire_spec("t", TA_LABELS, splits={"test": "tamil_test_answer.tsv"})
     data = load_task(spec, _resolver(tmp_path))
     assert data.splits["test"].texts == ["Yarayellam FDFS ppga ippove ready agitinga", "mokke movie .. waste of time"]
     assert _labels(data, "test") == ["positive", "negative"]  # no '\r' left in the label
-    spec = TaskSpec(name="m", format="tsv", label="category", quoting="none", labels=ml_labels,
-                    splits={"test": "malayalam_sentiment_full_test_withlabels.tsv"})
+    spec = _fire_spec("m", ml_labels, splits={"test": "malayalam_sentiment_full_test_withlabels.tsv"})
     data = load_task(spec, _resolver(tmp_path))
     assert data.splits["test"].texts == ["padam kollam", "poor movie", "this is hindi"]
     assert _labels(data, "test") == ["positive", "negative", "not_malayalam"]
@@ -166,8 +167,7 @@ def test_kannada_mixed_feelings_with_spaces(tmp_path):
            "my fevorat story\tnot-Kannada\n"
            "gottilla\tunknown state\n"
            "also mixed\tMixed_feelings\n")
-    spec = TaskSpec(name="kn", format="tsv", label="category", quoting="none", labels=KN_LABELS,
-                    splits={"valid": "kannada_sentiment_full_dev.tsv"})
+    spec = _fire_spec("kn", KN_LABELS, splits={"valid": "kannada_sentiment_full_dev.tsv"})
     data = load_task(spec, _resolver(tmp_path))
     assert data.classes == ["positive", "negative", "mixed_feelings", "unknown_state", "not_kannada"]
     assert _labels(data, "valid") == ["mixed_feelings", "positive", "not_kannada", "unknown_state", "mixed_feelings"]
@@ -176,7 +176,7 @@ def test_kannada_mixed_feelings_with_spaces(tmp_path):
 def test_unlabeled_split_without_label_column(tmp_path):
     path = _write(tmp_path / "kannada_sentiment_full_test_withoutlabels.tsv",
                   "id\ttext\n" "Kan_1\tsuper song\n" "Kan_2\tchennagide\n")
-    spec = TaskSpec(name="kn", format="tsv", label="category", quoting="none", labels=KN_LABELS)
+    spec = _fire_spec("kn", KN_LABELS)
     split = load_split(path, spec, "unlabeled")
     assert split.texts == ["super song", "chennagide"]
     assert split.labels.tolist() == [-1, -1]
@@ -186,8 +186,7 @@ def test_unlabeled_split_without_label_column(tmp_path):
 
 def test_unavailable_split_is_reported_not_raised(tmp_path):
     _write(tmp_path / "dev.tsv", "text\tcategory\n" "nalla padam\tPositive\n")
-    spec = TaskSpec(name="kn", format="tsv", label="category", quoting="none", labels=TA_LABELS,
-                    splits={"valid": "dev.tsv", "test": "missing_test_withlabels.tsv"})
+    spec = _fire_spec("kn", TA_LABELS, splits={"valid": "dev.tsv", "test": "missing_test_withlabels.tsv"})
     data = load_task(spec, _resolver(tmp_path))
     assert set(data.splits) == {"valid"}
     assert "test" in data.unavailable and "missing_test_withlabels.tsv" in data.unavailable["test"]
@@ -237,8 +236,7 @@ def test_bad_row_line_number_with_crlf_and_quoted_newlines(tmp_path):
 def test_tsv_wrong_field_count_line(tmp_path):
     _write(tmp_path / "tamil_dev.tsv",
            "text\tcategory\n" " a\tPositive \n" " b \" c\tNegative \n" " too\tmany\tPositive \n")
-    spec = TaskSpec(name="t", format="tsv", label="category", quoting="none", labels=TA_LABELS,
-                    splits={"valid": "tamil_dev.tsv"})
+    spec = _fire_spec("t", TA_LABELS, splits={"valid": "tamil_dev.tsv"})
     with pytest.raises(DataError, match=r"tamil_dev\.tsv: line 4: expected 2 fields, got 3"):
         load_task(spec, _resolver(tmp_path))
 
@@ -262,8 +260,7 @@ def test_skip_mode_counts_and_lists_lines(tmp_path):
 
 def test_colliding_label_keys_raise(tmp_path):
     _write(tmp_path / "a.tsv", "text\tcategory\n" "x\tPositive\n")
-    spec = TaskSpec(name="clash", format="tsv", label="category", quoting="none",
-                    labels={"Positive": "positive", "positive ": "negative"}, splits={"train": "a.tsv"})
+    spec = _fire_spec("clash", {"Positive": "positive", "positive ": "negative"}, splits={"train": "a.tsv"})
     with pytest.raises(DataError, match="clash"):
         load_task(spec, _resolver(tmp_path))
     # two spellings of the same class are fine
