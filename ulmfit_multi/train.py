@@ -140,25 +140,19 @@ def _dist_rank_world() -> tuple[int, int]:
     return 0, 1
 
 
-def _mean_over_ranks(value: Tensor, world: int) -> float:
-    if world > 1:
-        import torch.distributed as dist
+def _sync_step(loss: Tensor, due: bool, world: int) -> tuple[float, bool]:
+    """(mean loss over ranks, checkpoint due on any rank), in one all-reduce per step.
 
-        value = value.float().clone()
-        dist.all_reduce(value)
-        value /= world
-    return value.item()
-
-
-def _agree(flag: bool, world: int) -> bool:
-    """Rank 0's decision, on every rank (time-based checkpoints must happen at the same step everywhere)."""
+    Every rank must checkpoint at the same step (the checkpoint gathers per-rank state), so a rank's
+    time-based `due` is shared with the others in the same collective as the loss.
+    """
     if world == 1:
-        return flag
+        return loss.item(), due
     import torch.distributed as dist
 
-    box = [flag]
-    dist.broadcast_object_list(box, src=0)
-    return bool(box[0])
+    box = torch.stack([loss.detach().float(), loss.new_tensor(float(due), dtype=torch.float32)])
+    dist.all_reduce(box)
+    return box[0].item() / world, box[1].item() > 0
 
 
 def _gather(obj: Any, world: int) -> list:
@@ -201,7 +195,8 @@ class _Run:
         return torch.load(self.ckpt_path, map_location=device, weights_only=False)
 
     def save(self, ckpt: dict) -> None:
-        save_torch(ckpt, self.ckpt_path)
+        if self.writer:
+            save_torch(ckpt, self.ckpt_path)
         self.last_save = time.monotonic()
 
     def due(self) -> bool:
@@ -328,10 +323,8 @@ def train_lm(
         hidden, rng = model.encoder.hidden, _rng_state()
         if world > 1:  # every rank carries its own rows' hidden state and RNG: gather them
             hidden, rng = _gather(_to_cpu(hidden), world), _gather(rng, world)
-        if rank == 0:
-            run.save(dict(model=model.state_dict(), optimizer=opt.state_dict(), state=dict(st), history=history,
-                          hidden=hidden, rng=rng, world_size=world, config=asdict(cfg)))  # fmt: skip
-        run.last_save = time.monotonic()
+        run.save(dict(model=model.state_dict(), optimizer=opt.state_dict(), state=dict(st), history=history,
+                      hidden=hidden, rng=rng, world_size=world, config=asdict(cfg)))  # fmt: skip
 
     lr_now = base_lrs[-1]
     for epoch in range(st["epoch"], cfg.epochs):
@@ -358,7 +351,8 @@ def train_lm(
             nn.utils.clip_grad_norm_(params, cfg.clip)
             opt.step()
 
-            n_tok, loss_v = y.numel() * world, _mean_over_ranks(loss.detach(), world)
+            loss_v, due = _sync_step(loss, run.due(), world)
+            n_tok = y.numel() * world
             st["step"] += 1
             st["batch"] += 1
             st["ep_loss"] += loss_v * n_tok
@@ -373,7 +367,7 @@ def train_lm(
                 st["win_loss"], st["win_tokens"] = 0.0, 0
             bar.update(1)
             bar.set_postfix(loss=f"{loss_v:.3f}", ppl=f"{math.exp(min(loss_v, 50)):.1f}", tok_s=f"{tok_s:,.0f}")
-            if _agree(run.due(), world) and st["batch"] < n_batches[epoch]:
+            if due and st["batch"] < n_batches[epoch]:
                 st["seconds"] += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 tok0 = 0
@@ -396,7 +390,7 @@ def train_lm(
         run.write_history(history)
         run.plot(history)
 
-    if rank == 0:
+    if run.writer:
         save_torch(model.state_dict(), run.out_dir / "model.pt")
     last = next((r for r in reversed(history) if r["kind"] == "epoch"), {})
     return dict(
