@@ -364,24 +364,21 @@ def finetune_lm(ctx: StageContext) -> dict[str, Any]:
     from .train import train_lm
 
     cfg, f = ctx.cfg, ctx.cfg.finetune_lm
+    lm_meta = TokenStore.open(ctx.input("encode") / "lm").meta
     summary: dict[str, Any] = {}
     for name, tdir in _task_dirs(ctx).items():
-        docs = []
-        for role in ("train", "valid", "unlabeled"):
-            if (tdir / role).exists():
-                s = TokenStore.open(tdir / role)
-                docs.append(np.asarray(s.tokens))
-        tokens = np.concatenate(docs)
+        stores = {role: TokenStore.open(tdir / role) for role in ("train", "valid", "unlabeled")
+                  if (tdir / role).exists()}
+        check_same_tokenizer(lm_meta, stores["train"].meta, tdir / "train")
+        tokens = np.concatenate([np.asarray(s.tokens) for s in stores.values()])
         n_valid = max(len(tokens) // 10, 1)
-        check_same_tokenizer(TokenStore.open(ctx.input("encode") / "lm").meta, TokenStore.open(tdir / "train").meta,
-                             tdir / "train")
+        vocab_size = int(stores["train"].meta["vocab_size"])
         for direction in cfg.pretrain.directions:
             out = ctx.out / name / direction
             if (out / "done.json").exists():
                 summary[f"{name}/{direction}"] = read_json(out / "done.json")
                 continue
             torch.manual_seed(0)
-            vocab_size = int(TokenStore.open(tdir / "train").meta["vocab_size"])
             model = build_language_model(_lm_config(cfg, vocab_size, cfg.model.drop_mult))
             model.load_state_dict(torch.load(ctx.input("pretrain") / direction / "model.pt", map_location="cpu"))
             backwards = direction == "bwd"

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import tomllib
 from pathlib import Path
 
+from .atomic import read_json
 from .errors import StageError
+
+
+def _find_stage(run_dir: Path, stage: str) -> Path | None:
+    """The stage folder `NN-<stage>` of a run folder, if the run has one."""
+    hits = sorted(run_dir.glob(f"[0-9][0-9]-{stage}"))
+    return hits[0] if hits and hits[0].exists() else None
 
 
 def _stage_dir(run_dir: Path, stage: str) -> Path:
     """The finished stage folder `NN-<stage>` of a run folder."""
-    hits = sorted(run_dir.glob(f"[0-9][0-9]-{stage}"))
-    if not hits or not hits[0].exists():
+    found = _find_stage(run_dir, stage)
+    if found is None:
         raise StageError(f"{run_dir}: stage '{stage}' has not finished in this run; run the recipe first")
-    return hits[0]
-
-
-def _records_dir(run_dir: Path, stage: str) -> Path | None:
-    hits = sorted(run_dir.glob(f"[0-9][0-9]-{stage}"))
-    return hits[0] if hits and (hits[0] / "records.jsonl").exists() else None
+    return found
 
 
 def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -> dict[str, Path]:
@@ -41,13 +42,13 @@ def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -
             raise StageError(f"{run}: not a run folder (no config.resolved.toml)")
         cfg = tomllib.loads((run / "config.resolved.toml").read_text(encoding="utf-8"))
         presets.append(f"{cfg['recipe']['name']}:{cfg['preset']}")
-        dirs = [d for d in (_records_dir(run, s) for s in ("evaluate", "baselines")) if d is not None]
+        dirs = [d for d in (_find_stage(run, s) for s in ("evaluate", "baselines"))
+                if d is not None and (d / "records.jsonl").exists()]
         if not dirs:
             raise StageError(f"{run}: neither 'evaluate' nor 'baselines' has finished in this run; run the recipe first")
         for d in dirs:
             records += read_records(d / "records.jsonl")
-        run_env = json.loads((run / "run.json").read_text(encoding="utf-8")).get("environment", {}) \
-            if (run / "run.json").exists() else {}
+        run_env = read_json(run / "run.json").get("environment", {}) if (run / "run.json").exists() else {}
         hardware.append(f"{run_env.get('cuda') or 'CPU'}, {run_env.get('cpu_count', '?')} cores")
         commits.append(f"ulmfit_multi {run_env.get('ulmfit_multi', '?')} ({run_env.get('git_commit') or 'no git'})")
         unavailable.update(_unavailable_tasks(run, cfg))
@@ -68,10 +69,10 @@ def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -
 
 def _unavailable_tasks(run: Path, cfg: dict) -> dict[str, str]:
     """Tasks whose split files the run's fetch stage could not get: {task: the missing files}."""
-    fetch = sorted(run.glob("[0-9][0-9]-fetch/_stage.json"))
-    if not fetch:
+    fetch = _find_stage(run, "fetch")
+    if fetch is None or not (fetch / "_stage.json").exists():
         return {}
-    summary = json.loads(fetch[0].read_text(encoding="utf-8")).get("summary", {})
+    summary = read_json(fetch / "_stage.json").get("summary", {})
     missing = set(summary.get("unavailable", []))
     out = {}
     for task in cfg.get("tasks", []):
