@@ -13,6 +13,7 @@ Ray is imported only inside functions, so the rest of the package never needs it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -21,7 +22,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 log = logging.getLogger("ulmfit_multi")
 
@@ -288,17 +289,9 @@ def pretrain_many(langs: list[str], *, preset: str = "smoke", overrides: list[st
     kwargs = {"preset": preset, "overrides": overrides, "mirror": str(paths.mirror) if paths.mirror else None,
               "data_dir": str(paths.data_dir), "work_dir": str(paths.work_dir), "until": until,
               "progress": False}
-    owns = not ray.is_initialized()
-    if owns:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            per_lang = 1 + (int(gpus_per_lang) if gpus_per_lang > 1 else 0)
-            ray.init(address="local", num_cpus=num_cpus or len(langs) * per_lang, include_dashboard=False,
-                     log_to_driver=False,
-                     runtime_env=same_code_env())
+    per_lang = 1 + (int(gpus_per_lang) if gpus_per_lang > 1 else 0)  # the language's task + its DDP workers
     t0 = time.time()
-    try:
+    with ray_session(address, num_cpus=num_cpus or len(langs) * per_lang):
         has_gpu = ray.cluster_resources().get("GPU", 0) > 0
         # > 1: the language's task reserves nothing itself; its pretrain stage starts that many Ray Train
         # workers (DDP), each with one GPU (or one CPU on a cluster without GPUs)
@@ -352,9 +345,26 @@ def pretrain_many(langs: list[str], *, preset: str = "smoke", overrides: list[st
         say(format_table(summaries))
         say(f"wall time {time.time() - t0:.1f}s; logs in {paths.work_dir / 'logs'}")
         return summaries
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[None]:
+    """Use the Ray already initialized; otherwise join `address`, or start a local Ray (no dashboard,
+    `num_cpus` CPUs, this checkout on the workers' path), and shut it down on the way out."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                 runtime_env=same_code_env())
+    try:
+        yield
     finally:
-        if owns:
-            ray.shutdown()
+        ray.shutdown()
 
 
 def same_code_env() -> dict[str, Any]:
@@ -397,11 +407,7 @@ def run_data_parallel(loop: Callable[[dict[str, Any]], None], config: dict[str, 
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    owns = not ray.is_initialized()
-    if owns:
-        ray.init(address="local", num_cpus=num_workers + 1, include_dashboard=False, log_to_driver=False,
-                 runtime_env=same_code_env())
-    try:
+    with ray_session(num_cpus=num_workers + 1):
         Path(storage_path).mkdir(parents=True, exist_ok=True)
         if use_gpu is None:
             use_gpu = ray.cluster_resources().get("GPU", 0) > 0
@@ -410,9 +416,6 @@ def run_data_parallel(loop: Callable[[dict[str, Any]], None], config: dict[str, 
                                run_config=RunConfig(name=f"ddp-{uuid.uuid4().hex[:8]}",
                                                     storage_path=str(Path(storage_path).resolve())))
         trainer.fit()
-    finally:
-        if owns:
-            ray.shutdown()
 
 
 if __name__ == "__main__":  # python -m ulmfit_multi.distributed mr hi ta
