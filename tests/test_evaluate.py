@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from ulmfit_multi.evaluate import compute_metrics, confusion, ensemble_proba, write_predictions
+from ulmfit_multi.evaluate import (
+    apply_class_bias,
+    compute_metrics,
+    confusion,
+    ensemble_proba,
+    tune_class_bias,
+    write_predictions,
+)
 
 
 def _random_case(seed: int, n: int = 200, k: int = 5):
@@ -78,3 +85,43 @@ def test_write_predictions(tmp_path):
     assert rows[3][:3] == ["c", "", "neutral"]  # unlabeled row: empty true class
     assert [float(x) for x in rows[2][3:]] == pytest.approx([0.1, 0.1, 0.8])
     assert len(rows) == 4
+
+
+def _skewed(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Three classes (70/20/10%) and probabilities that lean to class 0: argmax rarely says 2."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(3, size=n, p=[0.7, 0.2, 0.1])
+    logits = rng.normal(0, 1.0, size=(n, 3))
+    logits[np.arange(n), y] += 1.5
+    logits[:, 0] += 2.0  # the majority-class pull of a cross-entropy model
+    p = np.exp(logits)
+    return y, p / p.sum(1, keepdims=True)
+
+
+def _wf1(y, pred):
+    return f1_score(y, pred, labels=[0, 1, 2], average="weighted", zero_division=0)
+
+
+def test_tuned_bias_never_lowers_the_fitted_score_and_carries_to_new_rows():
+    y_valid, p_valid = _skewed(600, 0)
+    y_test, p_test = _skewed(2000, 1)
+    bias = tune_class_bias(p_valid, y_valid, _wf1)
+    assert bias.shape == (3,)
+    assert _wf1(y_valid, (np.log(p_valid) + bias).argmax(1)) >= _wf1(y_valid, p_valid.argmax(1))
+    assert bias[0] < max(bias[1], bias[2])  # it moves mass away from the majority class
+    tuned = apply_class_bias(p_test, bias)
+    assert _wf1(y_test, tuned.argmax(1)) > _wf1(y_test, p_test.argmax(1)) + 0.02  # held-out rows gain too
+    assert (tuned.argmax(1) == 2).sum() > (p_test.argmax(1) == 2).sum()
+
+
+def test_apply_class_bias_renormalizes_and_zero_is_identity():
+    _, p = _skewed(50, 2)
+    np.testing.assert_allclose(apply_class_bias(p, np.zeros(3)), p, atol=1e-12)
+    q = apply_class_bias(p, np.array([0.0, 1.0, -2.0]))
+    np.testing.assert_allclose(q.sum(1), 1.0, atol=1e-12)
+
+
+def test_tuned_bias_is_zero_when_argmax_is_already_perfect():
+    y = np.array([0, 1, 2, 0, 1, 2])
+    p = np.eye(3)[y] * 0.8 + 0.2 / 3
+    np.testing.assert_array_equal(tune_class_bias(p, y, _wf1), np.zeros(3))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import csv
+import json
 import random
 from pathlib import Path
 
@@ -158,8 +159,14 @@ def test_recipe_end_to_end_then_cached(tiny_setup: dict[str, Path]) -> None:
     ran = [s.name for s in third.stages if s.status == "ran"]
     assert ran == ["classifier", "evaluate", "table"]
 
-    sampled = run_recipe(tiny_setup["recipe"], overrides=["classifier.subword_sampling=true"], **kw)
+    sampled = run_recipe(tiny_setup["recipe"], overrides=["classifier.subword_sampling=true", "classifier.calibrate=true"],
+                         **kw)
     assert [s.name for s in sampled.stages if s.status == "ran"] == ["classifier", "evaluate", "table"]
+    table = (sampled.run_dir / "10-table" / "results.md").read_text(encoding="utf-8")
+    assert "ULMFiT ensemble + valid-tuned bias" in table
+    biases = json.loads((sampled.run_dir / "09-evaluate" / "class_bias.json").read_text())
+    assert set(biases) == {f"tiny-sent/{s}/seed0" for s in ("fwd", "bwd", "ensemble")}
+    assert len(biases["tiny-sent/fwd/seed0"]) == 3
 
 
 def test_predictor_loads_a_finished_run(tiny_setup: dict[str, Path]) -> None:

@@ -273,3 +273,24 @@ def test_classifier_resume_equals_uninterrupted(tmp_path):
     assert s_res["valid_accuracy"] == s_ref["valid_accuracy"] and s_res["best_epoch"] == s_ref["best_epoch"]
     for (k, a), b in zip(ref.state_dict().items(), res.state_dict().values()):
         torch.testing.assert_close(a, b, msg=k)
+
+
+def test_classifier_keeps_the_epoch_with_the_best_task_score(tmp_path):
+    docs, labels = clf_data(32, 0)
+    vdocs, vlabels = clf_data(12, 1)
+    scores = iter([0.2, 0.9, 0.4])  # epoch 1 is best by the task metric, whatever its accuracy
+    seen = []
+
+    def score(y, pred):
+        assert len(y) == len(pred) == 12 and sorted(y.tolist()) == sorted(vlabels)
+        seen.append(1)
+        return next(scores)
+
+    model = build_classifier(tiny_cfg(30), 2, bptt=8, max_len=16)
+    cfg = ClassifierTrainConfig(epochs=3, checkpoint_minutes=1e9)
+    s = train_classifier(model, FakeClassifierBatches(docs, labels), FakeClassifierBatches(vdocs, vlabels, shuffle=False),
+                         cfg, tmp_path, n_classes=2, progress=False, score=score)  # fmt: skip
+    assert len(seen) == 3
+    assert s["best_epoch"] == 1 and s["valid_score"] == 0.9
+    history = [json.loads(x) for x in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert [r["valid_score"] for r in history if r["kind"] == "epoch"] == [0.2, 0.9, 0.4]

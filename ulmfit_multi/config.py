@@ -174,6 +174,7 @@ class ClassifierConfig:
     subword_sampling: bool = False
     max_batches_per_epoch: int = 0
     checkpoint_minutes: float = 10.0
+    calibrate: bool = False  # also report ULMFiT with per-class offsets tuned on the valid split for the task metric
 
 
 @dataclass

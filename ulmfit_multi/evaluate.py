@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,41 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> d
 def ensemble_proba(probas: Sequence[np.ndarray]) -> np.ndarray:
     """Mean of the directions' class probabilities (ULMFiT's bidirectional result)."""
     return np.mean(np.stack(probas), axis=0)
+
+
+def tune_class_bias(proba: np.ndarray, y_true: np.ndarray, score: Callable[[np.ndarray, np.ndarray], float], *,
+                    grid: np.ndarray | None = None, rounds: int = 3) -> np.ndarray:
+    """Per-class offsets b added to log-probabilities that maximize `score(y, argmax(log p + b))`.
+
+    Coordinate ascent over `grid` (default -3..3 in steps of 0.1), one class at a time, starting from
+    zero; the zero offset is always a candidate, so the score on these rows never gets worse. Meant to
+    be fitted on the validation split: with a metric such as weighted F1 on imbalanced classes, argmax of
+    a cross-entropy model favours the majority class, and a prior shift trades that back.
+    """
+    grid = np.round(np.arange(-3.0, 3.01, 0.1), 2) if grid is None else np.asarray(grid, dtype=float)
+    logp = np.log(np.clip(proba, 1e-12, None))
+    bias = np.zeros(proba.shape[1])
+    best = score(y_true, logp.argmax(1))
+    for _ in range(rounds):
+        improved = False
+        for c in range(proba.shape[1]):
+            for d in grid:
+                trial = bias.copy()
+                trial[c] = d
+                s = score(y_true, (logp + trial).argmax(1))
+                if s > best + 1e-12:
+                    best, bias, improved = s, trial, True
+        if not improved:
+            break
+    return bias
+
+
+def apply_class_bias(proba: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Probabilities renormalized after adding `bias` to their logarithms (softmax(log p + b))."""
+    z = np.log(np.clip(proba, 1e-12, None)) + bias
+    z -= z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:

@@ -24,7 +24,7 @@ import tarfile
 import unicodedata
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -440,6 +440,7 @@ def classifier(ctx: StageContext) -> dict[str, Any]:
         task_meta = read_json(tdir / "task.json")
         n_classes = len(task_meta["classes"])
         has_valid = (tdir / "valid").exists()
+        score = _metric_fn(task_meta["metric"], n_classes)
         for direction in cfg.pretrain.directions:
             backwards = direction == "bwd"
             for seed in cfg.evaluate.seeds:
@@ -466,7 +467,7 @@ def classifier(ctx: StageContext) -> dict[str, Any]:
                     class_weights=c.class_weights, checkpoint_minutes=c.checkpoint_minutes,
                     max_batches_per_epoch=c.max_batches_per_epoch)
                 result = train_classifier(model, train, valid, tcfg, out, n_classes=n_classes,
-                                          device=device_for(cfg), seed=seed, progress=ctx.progress)
+                                          device=device_for(cfg), seed=seed, progress=ctx.progress, score=score)
                 for role in ("valid", "test"):
                     if (tdir / role).exists():
                         batches = _classifier_batches(tdir, role, c.batch_size * 2, shuffle=False, seed=seed,
@@ -505,6 +506,13 @@ def baselines(ctx: StageContext) -> dict[str, Any]:
     return {"records": len(records)}
 
 
+def _metric_fn(metric: str, n_classes: int) -> Callable[[np.ndarray, np.ndarray], float]:
+    """score(y_true, y_pred) for a task's metric name (as in compute_metrics)."""
+    from .evaluate import compute_metrics
+
+    return lambda y, pred: compute_metrics(y, pred, n_classes)[metric]
+
+
 def _record(task: str, system: str, seed: int | None, metrics: dict[str, float], n: int, cfg: Config) -> dict:
     return {"task": task, "system": system, "seed": seed, "split": "test", "metrics": metrics, "n": n,
             "preset": cfg.preset, "note": next((t.note for t in cfg.tasks if t.name == task), "")}
@@ -523,11 +531,11 @@ def read_records(path: Path) -> list[dict]:
 
 def evaluate(ctx: StageContext) -> dict[str, Any]:
     """Score forward, backward and ensembled classifiers on each task's test split; plots."""
-    from .evaluate import compute_metrics, confusion, ensemble_proba
+    from .evaluate import apply_class_bias, compute_metrics, confusion, ensemble_proba, tune_class_bias
     from .plots import plot_confusion, plot_learning_curves
 
     cfg = ctx.cfg
-    records = []
+    records, biases = [], {}
     clf_dir = ctx.input("classifier")
     for name, tdir in _task_dirs(ctx).items():
         meta = read_json(tdir / "task.json")
@@ -535,14 +543,25 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
             continue
         y = np.load(tdir / "test" / "labels.npy")
         n_classes = len(meta["classes"])
+        calibrate = cfg.classifier.calibrate and (tdir / "valid").exists()
+        y_valid = np.load(tdir / "valid" / "labels.npy") if calibrate else None
         for seed in cfg.evaluate.seeds:
-            probas = {}
+            probas, valid_probas = {}, {}
             for direction in cfg.pretrain.directions:
                 f = clf_dir / name / direction / f"seed{seed}" / "proba_test.npy"
                 if f.exists():
                     probas[direction] = np.load(f)
+                    if calibrate:
+                        valid_probas[direction] = np.load(f.with_name("proba_valid.npy"))
             if len(probas) == 2:
                 probas["ensemble"] = ensemble_proba([probas["fwd"], probas["bwd"]])
+                if calibrate:
+                    valid_probas["ensemble"] = ensemble_proba([valid_probas["fwd"], valid_probas["bwd"]])
+            if calibrate:  # extra rows: decision offsets fitted on valid, applied to test
+                for system in list(probas):
+                    bias = tune_class_bias(valid_probas[system], y_valid, _metric_fn(meta["metric"], n_classes))
+                    biases[f"{name}/{system}/seed{seed}"] = bias.round(2).tolist()
+                    probas[f"{system} + valid-tuned bias"] = apply_class_bias(probas[system], bias)
             for system, proba in probas.items():
                 pred = proba.argmax(1)
                 records.append(_record(name, f"ULMFiT {system}", seed, compute_metrics(y, pred, n_classes), len(y), cfg))
@@ -554,6 +573,8 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
         if curves:
             plot_learning_curves(curves, ctx.out / "plots" / f"learning-{name}.png", title=f"{name} classifier")
     _write_records(ctx.out / "records.jsonl", records)
+    if biases:
+        write_json(ctx.out / "class_bias.json", biases)
     return {"records": len(records)}
 
 
@@ -602,7 +623,8 @@ STAGES: list[Stage] = [
           after=("encode", "pretrain")),
     Stage("classifier", classifier, reads=("model", "classifier", "evaluate.seeds", "pretrain.directions"),
           after=("encode", "finetune_lm")),
-    Stage("evaluate", evaluate, reads=("evaluate.seeds", "pretrain.directions"), after=("encode", "classifier")),
+    Stage("evaluate", evaluate, reads=("evaluate.seeds", "pretrain.directions", "classifier.calibrate"),
+          after=("encode", "classifier")),
     Stage("table", table, reads=("reference", "tasks", "evaluate"), after=("encode", "evaluate", "baselines")),
 ]
 STAGE_NAMES = [s.name for s in STAGES]

@@ -14,7 +14,8 @@ from pathlib import Path
 from .atomic import atomic_write, write_json
 
 METRIC_SHORT = {"accuracy": "acc", "weighted_f1": "w-F1", "macro_f1": "m-F1"}
-SYSTEM_ORDER = ["ULMFiT fwd", "ULMFiT bwd", "ULMFiT ensemble", "majority", "tfidf-lr", "fasttext"]
+SYSTEM_ORDER = ["ULMFiT fwd", "ULMFiT bwd", "ULMFiT ensemble", "ULMFiT fwd + valid-tuned bias",
+                "ULMFiT bwd + valid-tuned bias", "ULMFiT ensemble + valid-tuned bias", "majority", "tfidf-lr", "fasttext"]
 
 
 def aggregate(records: list[dict]) -> list[dict]:

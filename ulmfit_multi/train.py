@@ -45,6 +45,7 @@ from .schedule import discriminative_lrs, stlr, unfreeze_plan
 
 log = logging.getLogger(__name__)
 StepHook = Callable[[dict[str, Any]], None]
+ScoreFn = Callable[[np.ndarray, np.ndarray], float]  # (y_true, y_pred) -> higher is better
 
 
 class LMStream(Protocol):
@@ -429,20 +430,25 @@ def _class_weights(train: ClassifierBatches, n_classes: int) -> Tensor:
 
 
 @torch.no_grad()
-def _evaluate_classifier(model: Classifier, batches: ClassifierBatches, device: str, bf16: bool, weight: Tensor | None) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) over labelled batches."""
+def _evaluate_classifier(model: Classifier, batches: ClassifierBatches, device: str, bf16: bool, weight: Tensor | None,
+                         score: ScoreFn | None = None) -> tuple[float, float, float]:
+    """(mean cross-entropy, accuracy, score) over labelled batches; score is `score(y, pred)` or the accuracy."""
     was_training = model.training
     model.eval()
-    loss, correct, n = 0.0, 0, 0
+    loss, ys, preds = 0.0, [], []
     for x, lengths, y, _ in batches.batches(0):
         x, lengths, y = x.to(device), lengths.to(device), y.to(device)
         with _autocast(device, bf16):
             logits = model(x, lengths).float()
         loss += F.cross_entropy(logits, y, weight=weight, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
-        n += y.numel()
+        ys.append(y.cpu().numpy())
+        preds.append(logits.argmax(1).cpu().numpy())
     model.train(was_training)
-    return loss / max(n, 1), correct / max(n, 1)
+    y_all = np.concatenate(ys) if ys else np.zeros(0, dtype=np.int64)
+    p_all = np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+    n = max(len(y_all), 1)
+    acc = float((y_all == p_all).sum()) / n
+    return loss / n, acc, (float(score(y_all, p_all)) if score is not None and len(y_all) else acc)
 
 
 def train_classifier(
@@ -457,10 +463,12 @@ def train_classifier(
     seed: int = 0,
     progress: bool = True,
     on_step: StepHook | None = None,
+    score: ScoreFn | None = None,
 ) -> dict:
     """Fine-tune a classifier with gradual unfreezing, discriminative lrs and one STLR cycle per stage.
 
-    Keeps the epoch with the best valid accuracy (the last epoch without `valid`) as model.pt.
+    Keeps the epoch with the best valid `score(y, pred)` (the task metric; accuracy when None; the last
+    epoch without `valid`) as model.pt.
     Resumes from out_dir/ckpt/last.pt; `on_step` as in `train_lm`. Returns a summary dict.
     """
     run = _Run(out_dir, cfg.checkpoint_minutes)
@@ -536,17 +544,19 @@ def train_classifier(
                 on_step(dict(epoch=epoch, batch=st["batch"], step=st["step"], optimizer=opt, model=model, groups=groups))
         bar.close()
         st["seconds"] += time.perf_counter() - t0
-        valid_loss, valid_acc = _evaluate_classifier(model, valid, device, cfg.bf16, weight) if valid is not None else (None, None)
+        valid_loss, valid_acc, valid_score = (_evaluate_classifier(model, valid, device, cfg.bf16, weight, score)
+                                              if valid is not None else (None, None, None))
         rec = dict(
             kind="epoch", epoch=epoch, step=st["step"], trainable_groups=n_train, train_loss=st["ep_loss"] / max(st["ep_n"], 1),
             train_accuracy=st["ep_correct"] / max(st["ep_n"], 1), valid_loss=valid_loss, valid_accuracy=valid_acc,
+            valid_score=valid_score,
             lr=opt.param_groups[-1]["lr"],
         )  # fmt: skip
         history.append(rec)
         log.info("classifier epoch %d: %s", epoch, rec)
-        score = valid_acc if valid_acc is not None else float(epoch)  # without valid: keep the last
-        if score > st["best_acc"]:
-            st["best_acc"], st["best_epoch"] = score, epoch
+        kept = valid_score if valid_score is not None else float(epoch)  # without valid: keep the last
+        if kept > st["best_acc"]:
+            st["best_acc"], st["best_epoch"] = kept, epoch
             save_torch(model.state_dict(), best_path)
         st.update(epoch=epoch + 1, batch=0, ep_loss=0.0, ep_n=0, ep_correct=0)
         checkpoint()
@@ -560,7 +570,8 @@ def train_classifier(
     save_torch(model.state_dict(), run.out_dir / "model.pt")
     best = next((r for r in history if r["kind"] == "epoch" and r["epoch"] == st["best_epoch"]), {})
     return dict(
-        valid_accuracy=best.get("valid_accuracy"), valid_loss=best.get("valid_loss"), best_epoch=st["best_epoch"],
+        valid_accuracy=best.get("valid_accuracy"), valid_score=best.get("valid_score"), valid_loss=best.get("valid_loss"),
+        best_epoch=st["best_epoch"],
         train_loss=best.get("train_loss"), epochs=cfg.epochs, steps=st["step"], seconds=st["seconds"],
         train_docs=st["train_docs"], plan=plan,
     )  # fmt: skip
