@@ -39,7 +39,7 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: Path, *, title: str
 
 
 def plot_learning_curves(history_jsonl: str | Path | list[Path], path: Path, *, title: str = "") -> Path:
-    """Train and valid loss (and valid accuracy when present) against steps, one line per history file."""
+    """Train and valid loss, and the valid task metric when present, against steps; one line per history file."""
     plt = _plt()
     files = [history_jsonl] if isinstance(history_jsonl, (str, Path)) else list(history_jsonl)  # a str is one file
     histories = [(f, _read_jsonl(Path(f))) for f in files]  # read (and validate) before opening a figure
@@ -48,17 +48,18 @@ def plot_learning_curves(history_jsonl: str | Path | list[Path], path: Path, *, 
         label = Path(f).parent.parent.name if len(files) > 1 else ""
         train = [(r["step"], r["train_loss"]) for r in rows if r.get("train_loss") is not None and "step" in r]
         valid = [(r["step"], r["valid_loss"]) for r in rows if r.get("valid_loss") is not None and "step" in r]
-        acc = [(r["step"], r["valid_accuracy"]) for r in rows if r.get("valid_accuracy") is not None and "step" in r]
+        key = "valid_score" if any(r.get("valid_score") is not None for r in rows) else "valid_accuracy"
+        acc = [(r["step"], r[key]) for r in rows if r.get(key) is not None and "step" in r]
         if train:
             axes[0].plot(*zip(*train), label=f"{label} train".strip())
         if valid:
             axes[0].plot(*zip(*valid), "o-", label=f"{label} valid".strip())
         if acc:
-            axes[1].plot(*zip(*acc), "o-", label=label or "valid accuracy")
+            axes[1].plot(*zip(*acc), "o-", label=label or "valid")
     axes[0].set_xlabel("step")
     axes[0].set_ylabel("loss")
     axes[1].set_xlabel("step")
-    axes[1].set_ylabel("valid accuracy")
+    axes[1].set_ylabel("valid task metric (accuracy in older runs)")
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:
             ax.legend()

@@ -561,7 +561,7 @@ def train_classifier(
         st.update(epoch=epoch + 1, batch=0, ep_loss=0.0, ep_n=0, ep_correct=0)
         checkpoint()
         run.write_history(history)
-        run.plot(history, "valid_accuracy")
+        run.plot(history, "valid_score")
 
     for p in model.parameters():
         p.requires_grad_(True)
