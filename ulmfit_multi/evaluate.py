@@ -27,6 +27,10 @@ def ensemble_proba(probas: Sequence[np.ndarray]) -> np.ndarray:
     return np.mean(np.stack(probas), axis=0)
 
 
+def _log_proba(proba: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(proba, 1e-12, None))  # a probability of exactly 0 would give -inf
+
+
 def tune_class_bias(proba: np.ndarray, y_true: np.ndarray, score: Callable[[np.ndarray, np.ndarray], float], *,
                     grid: np.ndarray | None = None, rounds: int = 3) -> np.ndarray:
     """Per-class offsets b added to log-probabilities that maximize `score(y, argmax(log p + b))`.
@@ -37,7 +41,7 @@ def tune_class_bias(proba: np.ndarray, y_true: np.ndarray, score: Callable[[np.n
     a cross-entropy model favours the majority class, and a prior shift trades that back.
     """
     grid = np.round(np.arange(-3.0, 3.01, 0.1), 2) if grid is None else np.asarray(grid, dtype=float)
-    logp = np.log(np.clip(proba, 1e-12, None))
+    logp = _log_proba(proba)
     bias = np.zeros(proba.shape[1])
     best = score(y_true, logp.argmax(1))
     for _ in range(rounds):
@@ -56,7 +60,7 @@ def tune_class_bias(proba: np.ndarray, y_true: np.ndarray, score: Callable[[np.n
 
 def apply_class_bias(proba: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """Probabilities renormalized after adding `bias` to their logarithms (softmax(log p + b))."""
-    z = np.log(np.clip(proba, 1e-12, None)) + bias
+    z = _log_proba(proba) + bias
     z -= z.max(1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(1, keepdims=True)

@@ -545,6 +545,7 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
         n_classes = len(meta["classes"])
         calibrate = cfg.classifier.calibrate and (tdir / "valid").exists()
         y_valid = np.load(tdir / "valid" / "labels.npy") if calibrate else None
+        score = _metric_fn(meta["metric"], n_classes)
         for seed in cfg.evaluate.seeds:
             probas, valid_probas = {}, {}
             for direction in cfg.pretrain.directions:
@@ -559,7 +560,7 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
                     valid_probas["ensemble"] = ensemble_proba([valid_probas["fwd"], valid_probas["bwd"]])
             if calibrate:  # extra rows: decision offsets fitted on valid, applied to test
                 for system in list(probas):
-                    bias = tune_class_bias(valid_probas[system], y_valid, _metric_fn(meta["metric"], n_classes))
+                    bias = tune_class_bias(valid_probas[system], y_valid, score)
                     biases[f"{name}/{system}/seed{seed}"] = bias.round(2).tolist()
                     probas[f"{system} + valid-tuned bias"] = apply_class_bias(probas[system], bias)
             for system, proba in probas.items():
