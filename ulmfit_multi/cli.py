@@ -241,6 +241,23 @@ def predict(
 
 @app.command()
 @user_errors
+def probe(
+    run: Annotated[Path, typer.Argument(help="Run folder (work/runs/<recipe>-<preset>) with its LMs trained.")],
+    task: Annotated[str, typer.Argument(help="Task name.")],
+    direction: Annotated[str, typer.Option(help="fwd or bwd.")] = "fwd",
+    max_train: Annotated[int, typer.Option(help="Train documents used to fit the probe (0: all).")] = 6000,
+) -> None:
+    """Linear probe: valid scores of a logistic regression on random, pretrained and fine-tuned LM features."""
+    from .probe import format_probe, probe_run
+
+    rows = probe_run(run, task, direction=direction, max_train=max_train or None)
+    typer.echo(f"{run} {task} {direction}: probe fitted on {rows[0]['n_train']} train documents, "
+               f"scored on {rows[0]['n_valid']} valid documents")
+    typer.echo(format_probe(rows))
+
+
+@app.command()
+@user_errors
 def lid(texts: Annotated[list[str], typer.Argument(help="Texts to identify.")],
         lang: Annotated[str, typer.Option(help="Expected language, for token tags.")] = "ta") -> None:
     """Language ID per text (fastText lid.176) and per token (script + romanized tags)."""

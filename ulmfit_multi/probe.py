@@ -1,0 +1,106 @@
+"""Linear probe: how much does a run's language model encode about a task's labels?
+
+For three encoders of the run's size (a freshly initialized one, the pretrained LM, the LM fine-tuned on the
+task), the AWD-LSTM runs in eval mode over the task's documents, its outputs are concat-pooled exactly as the
+classifier head pools them (last, max, mean over real tokens), and a logistic regression is fitted on
+standardized train features and scored on the valid split. When the fine-tuned LM's probe is barely above the
+random encoder's, the classifier has little to start from: the gap is the language model's, not the
+classifier schedule's.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from .errors import StageError
+from .tables_gather import _stage_dir
+
+ENCODERS = ("random", "pretrained", "fine-tuned")
+
+
+def _split(task_dir: Path, role: str, limit: int | None) -> tuple[list[np.ndarray], np.ndarray]:
+    """Token ids and labels of one encoded split; a seeded random `limit` of them (files may be sorted by label)."""
+    from .tokens import TokenStore
+
+    store = TokenStore.open(task_dir / role)
+    idx = np.arange(len(store))
+    if limit and limit < len(store):
+        idx = np.sort(np.random.default_rng(0).choice(len(store), limit, replace=False))
+    return [store.doc(int(i)) for i in idx], np.load(task_dir / role / "labels.npy")[idx]
+
+
+def pooled_features(lm_state: dict | None, cfg, docs: list[np.ndarray], *, backwards: bool = False) -> np.ndarray:
+    """(n_docs, 3 * emb) concat-pooled encoder outputs in document order; `lm_state` None = random (seed 0)."""
+    import torch
+
+    from .model import build_classifier, build_language_model, load_encoder_into_classifier, masked_concat_pool
+    from .tokens import ClassifierBatches
+
+    torch.manual_seed(0)
+    lm = build_language_model(cfg)
+    if lm_state is not None:
+        lm.load_state_dict(lm_state)
+    clf = build_classifier(cfg, 2)
+    load_encoder_into_classifier(clf, lm)
+    clf.eval()
+    out = np.zeros((len(docs), 3 * cfg.emb_size), dtype=np.float32)
+    with torch.no_grad():
+        for x, lengths, _, idx in ClassifierBatches(docs, None, 128, shuffle=False, backwards=backwards).batches(0):
+            outputs, mask = clf.encoder(x, lengths)
+            out[idx.numpy()] = masked_concat_pool(outputs, mask).numpy()
+    return out
+
+
+def probe_run(run_dir: str | Path, task: str, *, direction: str = "fwd", max_train: int | None = 6000) -> list[dict]:
+    """Probe rows {encoder, weighted_f1, macro_f1, accuracy} on the valid split: majority class first, then ENCODERS."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from .model import ModelConfig
+    from .tokens import TokenStore
+
+    run_dir = Path(run_dir)
+    task_dir = _stage_dir(run_dir, "encode") / "tasks" / task
+    if not task_dir.is_dir():
+        raise StageError(f"{run_dir}: no encoded task '{task}' (folder {task_dir} is missing)")
+    weights = {
+        "random": None,
+        "pretrained": _stage_dir(run_dir, "pretrain") / direction / "model.pt",
+        "fine-tuned": _stage_dir(run_dir, "finetune_lm") / task / direction / "model.pt",
+    }
+    for path in filter(None, weights.values()):
+        if not path.exists():
+            raise StageError(f"{path}: no {direction} language model in this run")
+    model = tomllib.loads((run_dir / "config.resolved.toml").read_text(encoding="utf-8"))["model"]
+    cfg = ModelConfig(vocab_size=TokenStore.open(task_dir / "train").meta["vocab_size"], emb_size=model["emb_size"],
+                      hidden_size=model["hidden_size"], n_layers=model["n_layers"])
+    train_docs, y_train = _split(task_dir, "train", max_train)
+    valid_docs, y_valid = _split(task_dir, "valid", None)
+
+    def row(name: str, pred: np.ndarray) -> dict:
+        return dict(encoder=name, weighted_f1=f1_score(y_valid, pred, average="weighted"),
+                    macro_f1=f1_score(y_valid, pred, average="macro"), accuracy=accuracy_score(y_valid, pred),
+                    n_train=len(train_docs), n_valid=len(valid_docs))
+
+    rows = [row("majority class", np.full_like(y_valid, np.bincount(y_train).argmax()))]
+    backwards = direction == "bwd"
+    for name, path in weights.items():
+        state = None if path is None else torch.load(path, map_location="cpu", weights_only=True)
+        x_train = pooled_features(state, cfg, train_docs, backwards=backwards)
+        x_valid = pooled_features(state, cfg, valid_docs, backwards=backwards)
+        mean, std = x_train.mean(0), x_train.std(0) + 1e-6
+        probe = LogisticRegression(C=1.0, max_iter=3000).fit((x_train - mean) / std, y_train)
+        rows.append(row(name, probe.predict((x_valid - mean) / std)))
+    return rows
+
+
+def format_probe(rows: list[dict]) -> str:
+    """Markdown table of `probe_run` rows, in percent."""
+    lines = ["| encoder | valid w-F1 | valid macro F1 | valid accuracy |", "|---|---|---|---|"]
+    lines += [f"| {r['encoder']} | {100 * r['weighted_f1']:.1f} | {100 * r['macro_f1']:.1f} | {100 * r['accuracy']:.1f} |"
+              for r in rows]
+    return "\n".join(lines)
