@@ -366,6 +366,12 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise RecipeError(f"{path}: no such file") from None
 
 
+def load_run_config(run_dir: str | Path) -> Config:
+    """The resolved config a run folder (work/runs/<recipe>-<preset>) was made with."""
+    path = Path(run_dir) / "config.resolved.toml"
+    return from_dict(Config, read_toml(path), str(path))
+
+
 def load_recipe(name_or_path: str | Path, preset: str | None = None,
                 overrides: list[str] | dict[str, Any] | None = None) -> Config:
     """Load, merge and validate a recipe: defaults -> lang spec -> recipe -> preset -> overrides."""

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,13 +35,12 @@ class Predictor:
 
         from .model import build_classifier
         from .pipeline import _lm_config  # one place builds model configs from a recipe
-        from .config import Config, from_dict
+        from .config import load_run_config
         from .tokenizer import Tokenizer
         from .tables_gather import _stage_dir
 
         run_dir = Path(run_dir)
-        raw = tomllib.loads((run_dir / "config.resolved.toml").read_text(encoding="utf-8"))
-        cfg: Config = from_dict(Config, raw, str(run_dir / "config.resolved.toml"))
+        cfg = load_run_config(run_dir)
         task = task or (cfg.tasks[0].name if cfg.tasks else None)
         if task is None:
             raise StageError(f"{run_dir}: this recipe has no classification task")

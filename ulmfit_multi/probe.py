@@ -10,7 +10,6 @@ classifier schedule's.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +31,11 @@ def _split(task_dir: Path, role: str, limit: int | None) -> tuple[list[np.ndarra
     return [store.doc(int(i)) for i in idx], np.load(task_dir / role / "labels.npy")[idx]
 
 
-def pooled_features(lm_state: dict | None, cfg, docs: list[np.ndarray], *, backwards: bool = False) -> np.ndarray:
-    """(n_docs, 3 * emb) concat-pooled encoder outputs in document order; `lm_state` None = random (seed 0)."""
+def probe_encoder(lm_state: dict | None, cfg):
+    """The classifier's document encoder (eval mode) with an LM's weights; `lm_state` None = random (seed 0)."""
     import torch
 
-    from .model import build_classifier, build_language_model, load_encoder_into_classifier, masked_concat_pool
-    from .tokens import ClassifierBatches
+    from .model import build_classifier, build_language_model, load_encoder_into_classifier
 
     torch.manual_seed(0)
     lm = build_language_model(cfg)
@@ -45,11 +43,20 @@ def pooled_features(lm_state: dict | None, cfg, docs: list[np.ndarray], *, backw
         lm.load_state_dict(lm_state)
     clf = build_classifier(cfg, 2)
     load_encoder_into_classifier(clf, lm)
-    clf.eval()
-    out = np.zeros((len(docs), 3 * cfg.emb_size), dtype=np.float32)
+    return clf.encoder.eval()
+
+
+def pooled_features(encoder, docs: list[np.ndarray], *, backwards: bool = False) -> np.ndarray:
+    """(n_docs, 3 * emb) concat-pooled `encoder` outputs, in document order."""
+    import torch
+
+    from .model import masked_concat_pool
+    from .tokens import ClassifierBatches
+
+    out = np.zeros((len(docs), 3 * encoder.module.cfg.emb_size), dtype=np.float32)
     with torch.no_grad():
         for x, lengths, _, idx in ClassifierBatches(docs, None, 128, shuffle=False, backwards=backwards).batches(0):
-            outputs, mask = clf.encoder(x, lengths)
+            outputs, mask = encoder(x, lengths)
             out[idx.numpy()] = masked_concat_pool(outputs, mask).numpy()
     return out
 
@@ -60,7 +67,8 @@ def probe_run(run_dir: str | Path, task: str, *, direction: str = "fwd", max_tra
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score
 
-    from .model import ModelConfig
+    from .config import load_run_config
+    from .pipeline import _lm_config  # one place builds model configs from a recipe
     from .tokens import TokenStore
 
     run_dir = Path(run_dir)
@@ -75,9 +83,8 @@ def probe_run(run_dir: str | Path, task: str, *, direction: str = "fwd", max_tra
     for path in filter(None, weights.values()):
         if not path.exists():
             raise StageError(f"{path}: no {direction} language model in this run")
-    model = tomllib.loads((run_dir / "config.resolved.toml").read_text(encoding="utf-8"))["model"]
-    cfg = ModelConfig(vocab_size=TokenStore.open(task_dir / "train").meta["vocab_size"], emb_size=model["emb_size"],
-                      hidden_size=model["hidden_size"], n_layers=model["n_layers"])
+    # eval mode: drop_mult has no effect on the features
+    cfg = _lm_config(load_run_config(run_dir), TokenStore.open(task_dir / "train").meta["vocab_size"], drop_mult=1.0)
     train_docs, y_train = _split(task_dir, "train", max_train)
     valid_docs, y_valid = _split(task_dir, "valid", None)
 
@@ -89,9 +96,9 @@ def probe_run(run_dir: str | Path, task: str, *, direction: str = "fwd", max_tra
     rows = [row("majority class", np.full_like(y_valid, np.bincount(y_train).argmax()))]
     backwards = direction == "bwd"
     for name, path in weights.items():
-        state = None if path is None else torch.load(path, map_location="cpu", weights_only=True)
-        x_train = pooled_features(state, cfg, train_docs, backwards=backwards)
-        x_valid = pooled_features(state, cfg, valid_docs, backwards=backwards)
+        encoder = probe_encoder(None if path is None else torch.load(path, map_location="cpu", weights_only=True), cfg)
+        x_train = pooled_features(encoder, train_docs, backwards=backwards)
+        x_valid = pooled_features(encoder, valid_docs, backwards=backwards)
         mean, std = x_train.mean(0), x_train.std(0) + 1e-6
         probe = LogisticRegression(C=1.0, max_iter=3000).fit((x_train - mean) / std, y_train)
         rows.append(row(name, probe.predict((x_valid - mean) / std)))
