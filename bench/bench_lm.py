@@ -93,6 +93,8 @@ def _bench_one(impl: str, vocab: int, emb: int, hidden: int, layers: int, bptt: 
     except ImportError as e:
         return dict(impl=impl, skipped=f"{type(e).__name__}: {e}")
     model.to(device).train()
+    if hasattr(model, "reset"):  # fastai keeps its LSTM state in tensors made at construction, on the CPU
+        model.reset()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.7, 0.99), weight_decay=0.01)
     cuda = device.startswith("cuda")
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
