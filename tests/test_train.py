@@ -170,6 +170,37 @@ def test_lm_resume_equals_uninterrupted(tmp_path):
     assert [r["train_loss"] for r in ha] == pytest.approx([r["train_loss"] for r in hb], rel=1e-6)
 
 
+def test_lm_keep_best_keeps_the_epoch_of_lowest_valid_loss(tmp_path, monkeypatch):
+    """keep_best: model.pt holds the weights after the epoch with the lowest valid loss, also across a resume."""
+    import ulmfit_multi.train as train_mod
+
+    losses, states = [3.0, 1.0, 2.0], []  # the second epoch (epoch 1) is best
+
+    def fake_eval(model, stream, **kw):
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+        return losses[len(states) - 1]
+
+    monkeypatch.setattr(train_mod, "evaluate_lm", fake_eval)
+    valid = FakeLMStream(grammar_tokens(500, 2), bs=4, bptt=12)
+    cfg = LMTrainConfig(epochs=3, checkpoint_minutes=0, max_batches_per_epoch=6, keep_best=True)
+    make = lambda: FakeLMStream(grammar_tokens(3000, 1), bs=4, bptt=12)  # noqa: E731
+    with pytest.raises(KeyboardInterrupt):  # stop in the last epoch, after the best one was recorded
+        train_lm(build_language_model(tiny_cfg()), make(), valid, cfg, tmp_path, seed=0, progress=False,
+                 on_step=_interrupt_at(15))
+    s = train_lm(build_language_model(tiny_cfg()), make(), valid, cfg, tmp_path, seed=0, progress=False)
+    assert s["kept_epoch"] == 1 and s["valid_loss"] == 1.0 and s["valid_ppl"] == pytest.approx(math.e)
+    assert s["last_valid_ppl"] == pytest.approx(math.exp(2.0))
+    kept = torch.load(tmp_path / "model.pt")
+    for k, v in states[1].items():
+        torch.testing.assert_close(kept[k], v, msg=k)
+    assert any(not torch.equal(kept[k], v) for k, v in states[2].items())  # not the last epoch's weights
+
+    states.clear()  # without keep_best the last epoch is kept, as before
+    s = train_lm(build_language_model(tiny_cfg()), make(), valid, LMTrainConfig(epochs=3, max_batches_per_epoch=6),
+                 tmp_path / "last", seed=0, progress=False)
+    assert s["kept_epoch"] == 2 and s["valid_loss"] == 2.0
+
+
 def clf_data(n: int, seed: int, vocab: int = 30):
     """Label = whether token 5 occurs; lengths 3..25 so batches mix padding."""
     rng = np.random.default_rng(seed)

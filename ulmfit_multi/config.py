@@ -156,6 +156,7 @@ class FinetuneLMConfig(LMSection):
     epochs: int = 5
     batch_size: int = 32
     lr: float = 4e-3
+    keep_best: bool = True  # keep the epoch of lowest valid perplexity on the task text, not the last
 
 
 @dataclass

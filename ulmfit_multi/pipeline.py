@@ -283,7 +283,8 @@ def _lm_train_config(section, discriminative: bool):
     return LMTrainConfig(epochs=section.epochs, lr=section.lr, wd=section.wd, clip=section.clip, alpha=section.alpha,
                          beta=section.beta, discriminative=discriminative,
                          checkpoint_minutes=section.checkpoint_minutes,
-                         max_batches_per_epoch=section.max_batches_per_epoch)
+                         max_batches_per_epoch=section.max_batches_per_epoch,
+                         keep_best=getattr(section, "keep_best", False))
 
 
 def pretrain(ctx: StageContext) -> dict[str, Any]:

@@ -6,7 +6,8 @@ Usage (Python; the pipeline's `pretrain`, `finetune_lm` and `classifier` stages 
 
 Both loops write into `out_dir`: ckpt/last.pt (atomic, at every epoch end and every
 `checkpoint_minutes`; an existing one is resumed from, exactly), history.jsonl, learning_curve.png
-and model.pt. A resumed run reproduces the uninterrupted one (same batches, RNG states, hidden state,
+and model.pt (the last epoch's weights; with `keep_best`, the LM's epoch of lowest valid loss, kept in
+ckpt/best.pt as it trains, as the classifier always keeps its best epoch). A resumed run reproduces the uninterrupted one (same batches, RNG states, hidden state,
 optimizer state and loss accumulators are restored).
 
 Classifier schedule (ULMFiT section 3.2 as in fastai's ULMFiT recipe):
@@ -80,6 +81,7 @@ class LMTrainConfig:
     bf16: bool = True  # autocast bf16, only on CUDA
     max_batches_per_epoch: int = 0  # 0 = all
     bptt: int = 70  # the lr is scaled by seq_len / bptt; a stream's own `.bptt` wins if it has one
+    keep_best: bool = False  # keep the epoch with the lowest valid loss (needs a valid stream), not the last
 
 
 @dataclass
@@ -301,13 +303,15 @@ def train_lm(
     log_every = max(1, total_steps // 100)
     bptt = getattr(train, "bptt", cfg.bptt)
     params = [p for g in groups for p in g]
-    st = dict(epoch=0, batch=0, step=0, ep_loss=0.0, ep_tokens=0, win_loss=0.0, win_tokens=0, train_tokens=0, seconds=0.0)
+    st = dict(epoch=0, batch=0, step=0, ep_loss=0.0, ep_tokens=0, win_loss=0.0, win_tokens=0, train_tokens=0, seconds=0.0,
+              best_loss=math.inf, best_epoch=-1)  # fmt: skip
     history: list[dict] = []
+    best_path = run.out_dir / "ckpt" / "best.pt"
     _seed_all(seed + rank)  # dropout masks differ per rank; weights are rank 0's (DDP broadcasts them)
     if (ck := run.load(device)) is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
-        st, history = ck["state"], ck["history"]
+        st, history = {"best_loss": math.inf, "best_epoch": -1, **ck["state"]}, ck["history"]
         if ck.get("world_size", 1) != world:
             raise RuntimeError(f"{run.ckpt_path}: written by {ck.get('world_size', 1)} workers, resumed with "
                                f"{world}; resume with the same number or delete the checkpoint")
@@ -386,18 +390,28 @@ def train_lm(
         )  # fmt: skip
         history.append(rec)
         log.info("lm epoch %d: %s", epoch, rec)
+        if cfg.keep_best and valid_loss is not None and valid_loss < st["best_loss"]:
+            st.update(best_loss=valid_loss, best_epoch=epoch)
+            if run.writer:
+                save_torch(model.state_dict(), best_path)
         st.update(epoch=epoch + 1, batch=0, ep_loss=0.0, ep_tokens=0)
         checkpoint()
         run.write_history(history)
         run.plot(history)
 
+    epochs = [r for r in history if r["kind"] == "epoch"]
+    kept = epochs[-1] if epochs else {}
+    if cfg.keep_best and st["best_epoch"] >= 0:
+        kept = epochs[st["best_epoch"]]
+        if run.writer:
+            model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True))
     if run.writer:
         save_torch(model.state_dict(), run.out_dir / "model.pt")
-    last = next((r for r in reversed(history) if r["kind"] == "epoch"), {})
+    last = epochs[-1] if epochs else {}
     return dict(
-        valid_loss=last.get("valid_loss"), valid_ppl=last.get("valid_ppl"), train_loss=last.get("train_loss"),
+        valid_loss=kept.get("valid_loss"), valid_ppl=kept.get("valid_ppl"), train_loss=kept.get("train_loss"),
         train_tokens=st["train_tokens"], seconds=st["seconds"], tokens_per_second=st["train_tokens"] / max(st["seconds"], 1e-9),
-        epochs=cfg.epochs, steps=st["step"],
+        epochs=cfg.epochs, steps=st["step"], kept_epoch=kept.get("epoch"), last_valid_ppl=last.get("valid_ppl"),
     )  # fmt: skip
 
 
