@@ -213,3 +213,35 @@ def test_finetuning_refuses_task_text_from_another_tokenizer(tmp_path: Path) -> 
         check_same_tokenizer(lm, {"vocab_size": 8000, "tokenizer_sha256": "b" * 64}, tmp_path)
     with pytest.raises(StageError, match="vocab 4000 vs 8000"):
         check_same_tokenizer(lm, {"vocab_size": 4000}, tmp_path)
+
+
+def test_lm_corpus_never_holds_a_test_text_of_any_task(tiny_setup: dict[str, Path]) -> None:
+    """A second task whose train split re-uses the first task's test comments (as FIRE 2021 does FIRE 2020's)."""
+    mirror = tiny_setup["mirror"]
+    with open(mirror / "mr/task/test.csv", encoding="utf-8") as f:
+        test_rows = list(csv.reader(f))[1:]
+    shared = test_rows[:25]
+    with open(mirror / "mr/task/train.csv", encoding="utf-8") as f:
+        other_train = list(csv.reader(f))[1:100] + shared
+    (mirror / "mr/other").mkdir()
+    with open(mirror / "mr/other/train.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["", "marathi_sentence", "label"], *other_train])
+    recipe = tiny_setup["recipe"].read_text(encoding="utf-8").replace("[corpus]", "[corpus]\ntask_text = true")
+    recipe = recipe.replace("[[reference]]", """[[tasks]]
+name = "other-sent"
+text = "marathi_sentence"
+label = "label"
+labels = { "-1" = "negative", "0" = "neutral", "1" = "positive" }
+splits = { train = "mr/other/train.csv" }
+
+[[reference]]""")
+    tiny_setup["recipe"].write_text(recipe, encoding="utf-8")
+    result = run_recipe(tiny_setup["recipe"], preset="base", mirror=mirror, work_dir=tiny_setup["work"],
+                        data_dir=tiny_setup["data"], progress=False, device="cpu", until="tokenizer")
+    corpus_dir = result.run_dir / "02-corpus"
+    docs = set((corpus_dir / "task" / "task-00000.txt").read_text(encoding="utf-8").split("\n\n"))
+    test_texts = {row[1] for row in test_rows}
+    assert not docs & test_texts
+    assert {row[1] for row in other_train[:99]} - test_texts <= docs  # the other train comments are kept
+    summary = json.loads((corpus_dir / "_stage.json").read_text())["summary"]
+    assert summary["task_text_dropped_test_overlap"] == 25

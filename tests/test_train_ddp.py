@@ -46,6 +46,7 @@ RANK_SCRIPT = textwrap.dedent('''
             raise SystemExit(3)
 
     train_lm(model, stream, None, LMTrainConfig(**{train!r}), out, progress=False, on_step=hook)
+    dist.barrier()  # both ranks tear gloo down together (a rank leaving early once aborted the other)
     dist.destroy_process_group()
 ''')
 

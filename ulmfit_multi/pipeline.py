@@ -195,26 +195,35 @@ def corpus(ctx: StageContext) -> dict[str, Any]:
                             token_switch_prob=s.token_switch_prob, seed=0))
     if c.task_text:
         tasks = load_tasks(cfg, fetched)
-        n = _write_task_text(tasks, ("train", "valid", "unlabeled"), ctx.out / "task" / "task-00000.txt")
+        n, dropped = _write_task_text(tasks, ("train", "valid", "unlabeled"), ctx.out / "task" / "task-00000.txt")
         summary["task_text_docs"] = n
+        summary["task_text_dropped_test_overlap"] = dropped
     if not lm_text_files(ctx.out):
         raise DataError(f"corpus for recipe '{cfg.recipe.name}': no text at all (no source was available)")
     return summary
 
 
-def _write_task_text(tasks: dict[str, Any], roles: tuple[str, ...], path: Path) -> int:
-    """Task texts in corpus format (one document per comment/review). Never the test split."""
-    n = 0
+def _write_task_text(tasks: dict[str, Any], roles: tuple[str, ...], path: Path) -> tuple[int, int]:
+    """Task texts in corpus format (one document per comment/review); returns (written, dropped).
+
+    Never a test text: not the test splits, and not any text equal to a test text of any task. Datasets
+    share comments across releases (most of FIRE 2020's Tamil test comments are in the FIRE 2021 train
+    split), so without this check the LM corpus of a multi-task recipe would hold one task's test set.
+    """
+    test = {prepare_text(t) for data in tasks.values() if "test" in data.splits for t in data.splits["test"].texts}
+    n = dropped = 0
     with atomic_write(path) as f:
         for data in tasks.values():
             for role in roles:
                 if role in data.splits:
                     for text in data.splits[role].texts:
                         text = prepare_text(text)
-                        if text:
+                        if text in test:
+                            dropped += 1
+                        elif text:
                             f.write(text.replace("\n", " ") + "\n\n")
                             n += 1
-    return n
+    return n, dropped
 
 
 def lm_text_files(corpus_dir: Path) -> list[Path]:
@@ -233,7 +242,7 @@ def tokenizer(ctx: StageContext) -> dict[str, Any]:
     if t.task_text and ctx.cfg.tasks:
         tasks = load_tasks(ctx.cfg, read_json(ctx.input("fetch") / "fetched.json"))
         extra = ctx.out / "task-train.txt.in"
-        if _write_task_text(tasks, ("train",), extra):
+        if _write_task_text(tasks, ("train",), extra)[0]:
             inputs.append((extra, t.weights.get("task", 1.0)))
     model = train_tokenizer(inputs, ctx.out, vocab_size=t.vocab_size, model_type=t.model_type,
                             character_coverage=t.character_coverage, max_sentences=t.max_sentences,
@@ -616,7 +625,7 @@ def table(ctx: StageContext) -> dict[str, Any]:
 
 STAGES: list[Stage] = [
     Stage("fetch", fetch, reads=("data", "corpus.sources", "tasks"), still_valid=_fetch_still_valid),
-    Stage("corpus", corpus, reads=("langs", "corpus", "data.max_task_rows"), after=("fetch",)),
+    Stage("corpus", corpus, reads=("langs", "corpus", "data.max_task_rows"), after=("fetch",), version=2),
     Stage("tokenizer", tokenizer, reads=("tokenizer", "data.max_task_rows"), after=("fetch", "corpus")),
     Stage("encode", encode, reads=("encode", "data.max_task_rows", "tasks"), after=("fetch", "corpus", "tokenizer")),
     Stage("baselines", baselines, reads=("evaluate", "tasks", "data.max_task_rows"), after=("fetch",), version=2),
