@@ -26,7 +26,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
-IMPLS = ("ulmfit_multi", "ulmfit_multi_bf16", "nn_lstm", "fastai")
+IMPLS = ("ulmfit_multi", "nn_lstm", "fastai")
 
 
 class PlainLSTMLM(nn.Module):
@@ -52,11 +52,11 @@ class PlainLSTMLM(nn.Module):
 
 def _build(impl: str, vocab: int, emb: int, hidden: int, layers: int, weight_p: float):
     """(model, step_loss(model, x, y) -> loss) for one implementation."""
-    if impl in ("ulmfit_multi", "ulmfit_multi_bf16"):  # the second runs its LSTMs in bf16 under autocast
+    if impl == "ulmfit_multi":
         from ulmfit_multi.model import ModelConfig, build_language_model
         from ulmfit_multi.train import ar_tar
 
-        m = build_language_model(ModelConfig(vocab, emb, hidden, layers, weight_p=weight_p, lstm_bf16=impl.endswith("bf16")))
+        m = build_language_model(ModelConfig(vocab, emb, hidden, layers, weight_p=weight_p))
 
         def loss(m, x, y):
             out = m(x)

@@ -43,7 +43,6 @@ class ModelConfig:
     hidden_p: float = 0.15  # between LSTM layers
     output_p: float = 0.1  # on the last LSTM output, before the decoder / pooling head
     drop_mult: float = 1.0  # scales every *_p
-    lstm_bf16: bool = False  # under bf16 autocast, run the LSTMs in bf16 too (cuDNN >= 9.13 on CUDA); else fp32
 
     def p(self, name: str) -> float:
         """Dropout `name` (e.g. 'embed_p') scaled by drop_mult."""
@@ -93,18 +92,13 @@ class WeightDropout(nn.Module):
         """A fresh DropConnect sample of each raw weight."""
         return {n: F.dropout(getattr(self.module, n), self.weight_p, training=True) for n in self.layer_names}
 
-    def forward(self, *args, dtype: torch.dtype | None = None):
-        """Run the wrapped module; with `dtype`, on weights cast to it (the fp32 parameters get the gradients)."""
-        drop = self.training and self.weight_p != 0.0
-        if not drop and dtype is None:
+    def forward(self, *args):
+        if not self.training or self.weight_p == 0.0:
             return self.module(*args)
-        weights = self.dropped_weights() if drop else {}
-        if dtype is not None:
-            weights = {n: weights.get(n, p).to(dtype) for n, p in self.module.named_parameters()}
         with warnings.catch_warnings():
             # cuDNN compacts the (new) dropped weight into its flat buffer: expected, once per call
             warnings.filterwarnings("ignore", message="RNN module weights are not part")
-            return functional_call(self.module, weights, args)
+            return functional_call(self.module, self.dropped_weights(), args)
 
 
 class EmbeddingDropout(nn.Module):
@@ -174,25 +168,19 @@ class AWDLSTM(nn.Module):
         out = self.input_dp(self.encoder_dp(x))  # (bs, T, emb)
         raw_outputs, outputs, new_hidden = [], [], []
         # Under CUDA autocast the fused LSTM would run in float16 (even when bf16 is asked for), and
-        # fp16 without loss scaling underflows. So the LSTMs run outside autocast: in fp32, or in bf16
-        # (weights, input and state cast explicitly) when lstm_bf16 is set and bf16 autocast is on.
-        device = x.device.type
-        amp = torch.is_autocast_enabled(device)
-        no_amp = torch.autocast(device, enabled=False) if amp else contextlib.nullcontext()
-        low = amp and self.cfg.lstm_bf16 and torch.get_autocast_dtype(device) == torch.bfloat16
-        dtype = torch.bfloat16 if low else torch.float32
-        out = out.to(dtype)
+        # fp16 without loss scaling underflows; the LSTMs run in fp32, the embedding and decoder in bf16.
+        no_amp = torch.autocast("cuda", enabled=False) if x.is_cuda and torch.is_autocast_enabled("cuda") else contextlib.nullcontext()
+        out = out.float()
         for i, (rnn, hid_dp) in enumerate(zip(self.rnns, self.hidden_dps)):
-            h0 = tuple(t.to(dtype) for t in self.hidden[i])
             with no_amp:
-                out, h = rnn(out, h0, dtype=dtype if low else None)  # (bs, T, size_i)
+                out, h = rnn(out, self.hidden[i])  # (bs, T, size_i)
             new_hidden.append(h)
             raw_outputs.append(out)
             if i != len(self.rnns) - 1:
                 out = hid_dp(out)
             outputs.append(out)
         # truncated BPTT: the next call starts from this state but does not backprop into it
-        self.hidden = [(h.detach().float(), c.detach().float()) for h, c in new_hidden]
+        self.hidden = [(h.detach(), c.detach()) for h, c in new_hidden]
         return out, raw_outputs, outputs
 
 
