@@ -6,9 +6,10 @@ Usage (Python; the pipeline's `pretrain`, `finetune_lm` and `classifier` stages 
 
 Both loops write into `out_dir`: ckpt/last.pt (atomic, at every epoch end and every
 `checkpoint_minutes`; an existing one is resumed from, exactly), history.jsonl, learning_curve.png
-and model.pt (the last epoch's weights; with `keep_best`, the LM's epoch of lowest valid loss, kept in
-ckpt/best.pt as it trains, as the classifier always keeps its best epoch). A resumed run reproduces the uninterrupted one (same batches, RNG states, hidden state,
-optimizer state and loss accumulators are restored).
+and model.pt: the last epoch's weights, or with `keep_best` the LM's epoch of lowest valid loss (kept in
+ckpt/best.pt as it trains; the classifier always keeps its best epoch). A resumed run reproduces the
+uninterrupted one (same batches, RNG states, hidden state, optimizer state and loss accumulators are
+restored).
 
 Classifier schedule (ULMFiT section 3.2 as in fastai's ULMFiT recipe):
   * layer groups [embedding], [rnn0], [rnn1], [rnn2], [head]; group k below the top gets lr / lr_decay**k;
