@@ -258,6 +258,24 @@ def probe(
 
 @app.command()
 @user_errors
+def overlap(
+    name: Annotated[str, typer.Argument(help="Recipe name or path.")],
+    preset: Annotated[str, typer.Option("--preset", "-p", help="Recipe preset (cpu: the full task files).")] = "cpu",
+    set_: SetOpt = None,
+    mirror: MirrorOpt = None,
+    data_dir: DataOpt = None,
+    work_dir: WorkOpt = None,
+) -> None:
+    """Texts shared between task splits: how many of each test split's texts are in each other split."""
+    from .overlap import format_overlap, recipe_overlap
+
+    rows = recipe_overlap(name, preset=preset, overrides=set_ or [], mirror=mirror, data_dir=data_dir,
+                          work_dir=work_dir)
+    typer.echo(format_overlap(rows))
+
+
+@app.command()
+@user_errors
 def lid(texts: Annotated[list[str], typer.Argument(help="Texts to identify.")],
         lang: Annotated[str, typer.Option(help="Expected language, for token tags.")] = "ta") -> None:
     """Language ID per text (fastText lid.176) and per token (script + romanized tags)."""

@@ -210,7 +210,9 @@ def _write_task_text(tasks: dict[str, Any], roles: tuple[str, ...], path: Path) 
     share comments across releases (most of FIRE 2020's Tamil test comments are in the FIRE 2021 train
     split), so without this check the LM corpus of a multi-task recipe would hold one task's test set.
     """
-    test = {prepare_text(t) for data in tasks.values() if "test" in data.splits for t in data.splits["test"].texts}
+    from .overlap import all_test_texts
+
+    test = all_test_texts(tasks)
     n = dropped = 0
     with atomic_write(path) as f:
         for data in tasks.values():
