@@ -14,19 +14,24 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import read_json
-from .config import load_recipe
+from .config import load_run_config
 from .pipeline import load_tasks, prepare_text, run_recipe
+
+
+def _test_sets(tasks: dict[str, Any]) -> dict[str, set[str]]:
+    """Each task's test texts, normalized as the pipeline normalizes task text."""
+    return {name: {prepare_text(t) for t in data.splits["test"].texts} for name, data in tasks.items()
+            if "test" in data.splits}  # fmt: skip
 
 
 def all_test_texts(tasks: dict[str, Any]) -> set[str]:
     """Every test text of every task, normalized as the pipeline normalizes task text."""
-    return {prepare_text(t) for data in tasks.values() if "test" in data.splits for t in data.splits["test"].texts}
+    return set().union(*_test_sets(tasks).values())
 
 
 def split_overlap(tasks: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per (non-test split, test split) pair sharing at least one distinct normalized text."""
-    tests = {name: {prepare_text(t) for t in data.splits["test"].texts} for name, data in tasks.items()
-             if "test" in data.splits}  # fmt: skip
+    tests = _test_sets(tasks)
     rows = []
     for name, data in tasks.items():
         for role, split in data.splits.items():
@@ -58,4 +63,4 @@ def recipe_overlap(name: str, *, preset: str = "cpu", overrides: list[str] | Non
     result = run_recipe(name, preset=preset, overrides=overrides, mirror=mirror, data_dir=data_dir,
                         work_dir=work_dir, until="fetch", progress=False)
     fetched = read_json(result.run_dir / "01-fetch" / "fetched.json")
-    return split_overlap(load_tasks(load_recipe(name, preset, overrides), fetched))
+    return split_overlap(load_tasks(load_run_config(result.run_dir), fetched))

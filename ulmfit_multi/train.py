@@ -401,14 +401,13 @@ def train_lm(
         run.plot(history)
 
     epochs = [r for r in history if r["kind"] == "epoch"]
-    kept = epochs[-1] if epochs else {}
+    last = kept = epochs[-1] if epochs else {}
     if cfg.keep_best and st["best_epoch"] >= 0:
         kept = epochs[st["best_epoch"]]
         if run.writer:
             model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True))
     if run.writer:
         save_torch(model.state_dict(), run.out_dir / "model.pt")
-    last = epochs[-1] if epochs else {}
     return dict(
         valid_loss=kept.get("valid_loss"), valid_ppl=kept.get("valid_ppl"), train_loss=kept.get("train_loss"),
         train_tokens=st["train_tokens"], seconds=st["seconds"], tokens_per_second=st["train_tokens"] / max(st["seconds"], 1e-9),
