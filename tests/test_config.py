@@ -266,3 +266,18 @@ def test_pretrain_workers_must_divide_the_batch(tmp_path):
     with pytest.raises(RecipeError, match="pretrain.workers"):
         load_recipe("mr", "smoke", ["pretrain.workers=3"])
     assert load_recipe("mr", "smoke", ["pretrain.workers=2"]).pretrain.workers == 2
+
+
+def test_added_later_field_left_at_default_is_not_hashed(tmp_path):
+    path = write(tmp_path, TINY)
+    plain = section(load_recipe(path, "smoke"), "classifier", for_fingerprint=True)
+    assert "stage_lrs" not in plain  # runs cached before the key existed keep their fingerprints
+    assert "lr" in plain
+    set_ = section(load_recipe(path, "smoke", ["classifier.stage_lrs=[0.02, 0.01]"]), "classifier", for_fingerprint=True)
+    assert set_["stage_lrs"] == [0.02, 0.01] and {k: v for k, v in set_.items() if k != "stage_lrs"} == plain
+    assert section(load_recipe(path, "smoke"), "classifier")["stage_lrs"] == []  # still in stage metadata
+
+
+def test_stage_lrs_must_be_positive(tmp_path):
+    with pytest.raises(RecipeError, match="classifier.stage_lrs"):
+        load_recipe(write(tmp_path, TINY), "smoke", ["classifier.stage_lrs=[0.01, 0]"])

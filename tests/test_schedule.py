@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from ulmfit_multi.schedule import discriminative_lrs, stlr, unfreeze_plan
+from ulmfit_multi.schedule import discriminative_lrs, stage_peak_lrs, stlr, unfreeze_plan
 
 
 def test_stlr_paper_eq3_exact():
@@ -41,3 +41,12 @@ def test_unfreeze_plan():
     assert unfreeze_plan(5, 7) == [1, 2, 3, 4, 5, 5, 5]
     assert unfreeze_plan(4, 1) == [4]
     assert unfreeze_plan(4, 0) == []
+
+
+def test_stage_peak_lrs_one_value_per_unfreezing_stage():
+    fastai = [2e-2, 1e-2, 5e-3, 1e-3]
+    assert stage_peak_lrs([1, 2, 3, 5], 0.01, fastai) == fastai  # freeze, -2, -3, unfreeze
+    # the fully unfrozen stage spans several epochs and keeps its value; a short list repeats its last one
+    assert stage_peak_lrs([1, 2, 3, 4, 5, 5, 5], 0.01, fastai) == [2e-2, 1e-2, 5e-3, 1e-3, 1e-3, 1e-3, 1e-3]
+    assert stage_peak_lrs([5, 5, 5], 0.01, fastai) == [2e-2] * 3  # no gradual unfreezing: one stage
+    assert stage_peak_lrs([1, 2, 5], 0.01) == [0.01] * 3  # empty list: `lr` everywhere

@@ -243,6 +243,23 @@ def test_classifier_schedule_seen_by_optimizer(tmp_path):
     assert len(groups) == 4
 
 
+def test_classifier_stage_lrs_set_each_stages_peak(tmp_path):
+    docs, labels = clf_data(40, 0)
+    model = build_classifier(tiny_cfg(30), 2, bptt=8, max_len=16)
+    cfg = ClassifierTrainConfig(epochs=5, lr=1e-2, stage_lrs=(2e-2, 1e-2, 5e-3), checkpoint_minutes=1e9)
+    seen = []
+    train_classifier(model, FakeClassifierBatches(docs, labels, bs=4), None, cfg, tmp_path, n_classes=2,
+                     progress=False, on_step=lambda info: seen.append((info["epoch"], info["batch"],
+                                                                       info["optimizer"].param_groups[-1]["lr"],
+                                                                       info["optimizer"].param_groups[0]["lr"])))
+    # plan [1, 2, 3, 4, 4]: stages get 2e-2, 1e-2, 5e-3 and the fourth (epochs 3 and 4) repeats 5e-3
+    peaks = {e: max(top for ep, _, top, _ in seen if ep == e) for e in range(5)}
+    assert peaks[0] == pytest.approx(2e-2) and peaks[1] == pytest.approx(1e-2)
+    assert peaks[2] == pytest.approx(5e-3) and max(peaks[3], peaks[4]) == pytest.approx(5e-3)
+    for _, _, top, bottom in seen:  # discriminative factor unchanged within each stage
+        assert bottom == pytest.approx(top / 2.6**3)
+
+
 def test_frozen_groups_unchanged(tmp_path):
     docs, labels = clf_data(24, 1)
     model = build_classifier(tiny_cfg(30), 2, bptt=8, max_len=16)

@@ -25,6 +25,18 @@ from .errors import RecipeError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RECIPES_DIR = REPO_ROOT / "recipes"
 PRESETS = ("smoke", "cpu", "paper")
+_OMIT_DEFAULT = "fingerprint_omits_default"
+
+
+def added_later(default: Any) -> Any:
+    """A config field added after runs were cached: at `default` it is left out of stage fingerprints.
+
+    So a new option whose default keeps the old behaviour does not make every cached stage run again;
+    set to anything else, it is hashed like any other key.
+    """
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata={_OMIT_DEFAULT: True})
+    return field(default=default, metadata={_OMIT_DEFAULT: True})
 
 
 @dataclass
@@ -176,6 +188,9 @@ class ClassifierConfig:
     max_batches_per_epoch: int = 0
     checkpoint_minutes: float = 10.0
     calibrate: bool = False  # also report ULMFiT with per-class offsets tuned on the valid split for the task metric
+    # peak lr of the top group in each gradual-unfreezing stage (the last value for the later ones); empty: `lr`
+    # in every stage. fastai's ULMFiT notebooks halve it as layers thaw: [2e-2, 1e-2, 5e-3, 1e-3]
+    stage_lrs: list[float] = added_later([])
 
 
 @dataclass
@@ -442,6 +457,8 @@ def _check_values(cfg: Config, path: Path) -> None:
     if cfg.pretrain.workers < 1 or cfg.pretrain.batch_size % cfg.pretrain.workers:
         raise RecipeError(f"{path}: 'pretrain.workers' is {cfg.pretrain.workers}; expected a number >= 1 that "
                           f"divides pretrain.batch_size ({cfg.pretrain.batch_size})")
+    if any(lr <= 0 for lr in cfg.classifier.stage_lrs):
+        raise RecipeError(f"{path}: 'classifier.stage_lrs' is {cfg.classifier.stage_lrs}; expected positive learning rates")
     names = set()
     for task in cfg.tasks:
         if not task.name:
@@ -463,8 +480,8 @@ def _check_values(cfg: Config, path: Path) -> None:
     one_of(cfg.runtime.device, ("auto", "cpu", "cuda"), "runtime.device")
 
 
-def section(cfg: Config, dotted: str) -> Any:
-    """The config value at a dotted path, as plain data (for fingerprints).
+def section(cfg: Config, dotted: str, *, for_fingerprint: bool = False) -> Any:
+    """The config value at a dotted path, as plain data; `for_fingerprint` leaves out `added_later` defaults.
 
     The pseudo-section "langs" is the content of the recipe's language specs, so that editing
     langs/<code>.toml reruns the stages that depend on it.
@@ -473,10 +490,31 @@ def section(cfg: Config, dotted: str) -> Any:
         from .langs import load_lang
 
         return [dataclasses.asdict(load_lang(code)) for code in cfg.recipe.langs]
-    node: Any = cfg.to_dict()
+    node: Any = _fingerprint_data(cfg) if for_fingerprint else cfg.to_dict()
     for part in dotted.split("."):
         node = node[part]
     return node
+
+
+def _fingerprint_data(obj: Any) -> Any:
+    """Like dataclasses.asdict, less the `added_later` fields that are at their default."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.metadata.get(_OMIT_DEFAULT) and value == _field_default(f):
+                continue
+            out[f.name] = _fingerprint_data(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_fingerprint_data(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: _fingerprint_data(v) for k, v in obj.items()}
+    return copy.deepcopy(obj)
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 def to_toml(data: dict[str, Any]) -> str:

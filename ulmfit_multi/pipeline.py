@@ -475,7 +475,8 @@ def classifier(ctx: StageContext) -> dict[str, Any]:
                 valid = _classifier_batches(tdir, "valid", c.batch_size, shuffle=False, seed=seed,
                                             backwards=backwards, max_len=c.max_len) if has_valid else None
                 tcfg = ClassifierTrainConfig(
-                    epochs=c.epochs, lr=c.lr, wd=c.wd, clip=c.clip, gradual_unfreezing=c.gradual_unfreezing,
+                    epochs=c.epochs, lr=c.lr, stage_lrs=tuple(c.stage_lrs), wd=c.wd, clip=c.clip,
+                    gradual_unfreezing=c.gradual_unfreezing,
                     class_weights=c.class_weights, checkpoint_minutes=c.checkpoint_minutes,
                     max_batches_per_epoch=c.max_batches_per_epoch)
                 result = train_classifier(model, train, valid, tcfg, out, n_classes=n_classes,

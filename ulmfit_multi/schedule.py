@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 
 def stlr(step: int, total_steps: int, lr_max: float, cut_frac: float = 0.1, ratio: float = 32) -> float:
@@ -37,3 +38,14 @@ def unfreeze_plan(n_groups: int, epochs: int) -> list[int]:
     if plan:
         plan[-1] = n_groups
     return plan
+
+
+def stage_peak_lrs(plan: list[int], lr: float, stage_lrs: Sequence[float] = ()) -> list[float]:
+    """Top-group peak lr of each epoch: `stage_lrs[k]` in the k-th unfreezing stage (the last value after
+    the list ends), or `lr` throughout when `stage_lrs` is empty."""
+    out, k = [], -1
+    for e, n in enumerate(plan):
+        if e == 0 or n != plan[e - 1]:
+            k += 1
+        out.append(float(stage_lrs[min(k, len(stage_lrs) - 1)]) if stage_lrs else lr)
+    return out

@@ -117,7 +117,7 @@ def fingerprint(stage: Stage, cfg: Config, upstream: dict[str, str]) -> str:
     payload = {
         "stage": stage.name,
         "version": stage.version,
-        "config": {key: section(cfg, key) for key in stage.reads},
+        "config": {key: section(cfg, key, for_fingerprint=True) for key in stage.reads},
         "inputs": {name: upstream[name] for name in stage.after},
     }
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()

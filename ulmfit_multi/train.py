@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from .atomic import atomic_write, save_torch
 from .model import Classifier, LanguageModel, LMOutput, classifier_layer_groups, lm_layer_groups
-from .schedule import discriminative_lrs, stlr, unfreeze_plan
+from .schedule import discriminative_lrs, stage_peak_lrs, stlr, unfreeze_plan
 
 log = logging.getLogger(__name__)
 StepHook = Callable[[dict[str, Any]], None]
@@ -98,6 +98,7 @@ class ClassifierTrainConfig:
     ratio: float = 32.0
     gradual_unfreezing: bool = True
     lr_decay: float = 2.6  # discriminative fine-tuning factor between layer groups
+    stage_lrs: tuple[float, ...] = ()  # top-group peak lr per unfreezing stage (last one repeats); () = `lr` in all
     class_weights: bool = False  # inverse-frequency ("balanced") cross-entropy weights
     checkpoint_minutes: float = 10.0  # 0 = every step
     bf16: bool = True
@@ -490,12 +491,12 @@ def train_classifier(
     model.to(device)
     groups = classifier_layer_groups(model)
     n_groups = len(groups)
-    lrs = discriminative_lrs(cfg.lr, n_groups, cfg.lr_decay)
     plan = unfreeze_plan(n_groups, cfg.epochs) if cfg.gradual_unfreezing else [n_groups] * cfg.epochs
+    lrs_by_epoch = [discriminative_lrs(top, n_groups, cfg.lr_decay) for top in stage_peak_lrs(plan, cfg.lr, cfg.stage_lrs)]
     n_batches = [_cap(len(train), cfg.max_batches_per_epoch) for _ in range(cfg.epochs)]
     stages = _stages(plan, n_batches)
     log_every = max(1, sum(n_batches) // 100)
-    opt = _adamw(groups, lrs, cfg.betas, cfg.wd)
+    opt = _adamw(groups, discriminative_lrs(cfg.lr, n_groups, cfg.lr_decay), cfg.betas, cfg.wd)  # set per step below
     weight = _class_weights(train, n_classes).to(device) if cfg.class_weights else None
     st = dict(epoch=0, batch=0, step=0, ep_loss=0.0, ep_n=0, ep_correct=0, win_loss=0.0, win_n=0, seconds=0.0,
               best_acc=-1.0, best_epoch=-1, train_docs=0)  # fmt: skip
@@ -524,7 +525,7 @@ def train_classifier(
         batches = itertools.islice(train.batches(epoch), st["batch"], n_batches[epoch])
         for x, lengths, y, _ in batches:
             scale = stlr(before + st["batch"], stage_steps, 1.0, cfg.cut_frac, cfg.ratio)
-            for g, lr in zip(opt.param_groups, lrs):
+            for g, lr in zip(opt.param_groups, lrs_by_epoch[epoch]):
                 g["lr"] = lr * scale
             st["batch"] += 1
             st["step"] += 1
