@@ -59,6 +59,16 @@ def test_wikiextractor_blocks(tmp_path):
         ("15", "A & B", "A &amp; B\nSecond doc text.")]
 
 
+def test_wikiextractor_folder_skips_files_beside_the_chunks(tmp_path):
+    (tmp_path / "AA").mkdir()
+    (tmp_path / "AA" / "wiki_00").write_text(WX, encoding="utf-8")
+    (tmp_path / "README.md").write_text("This is text extracted with WikiExtractor.\n", encoding="utf-8")
+    assert [d.id for d in iter_wikiextractor_documents(tmp_path)] == ["12", "15"]
+    (tmp_path / "AA" / "wiki_01").write_text("not a doc block\n", encoding="utf-8")  # a corrupt chunk still fails
+    with pytest.raises(DataError, match=r"wiki_01: line 1: text outside"):
+        list(iter_wikiextractor_documents(tmp_path))
+
+
 def test_wikiextractor_errors(tmp_path):
     f = tmp_path / "wiki_01"
     f.write_text('<doc id="1" url="u" title="t">\ntext\n')

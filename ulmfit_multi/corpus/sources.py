@@ -267,9 +267,21 @@ def iter_text_documents(path: Path, source: str = "") -> Iterator[Document]:
             yield Document(f"{rel}:{start}", rel, "\n".join(block), source)
 
 
+def _wikiextractor_files(path: Path) -> list[Path]:
+    files = list_files(path)
+    if path.is_dir():
+        own = [f for f in files if f.name.startswith("wiki_")]
+        return own or files
+    return files
+
+
 def iter_wikiextractor_documents(path: Path, source: str = "") -> Iterator[Document]:
-    """Documents from WikiExtractor output files (`<doc id url title>` blocks); the repeated title line is dropped."""
-    for file in list_files(Path(path)):
+    """Documents from WikiExtractor output files (`<doc id url title>` blocks); the repeated title line is dropped.
+
+    In a folder, only WikiExtractor's own files (`AA/wiki_00` ...) are read when there are any, so a README or
+    licence file shipped beside them is not taken for a corrupt chunk.
+    """
+    for file in _wikiextractor_files(Path(path)):
         attrs: dict[str, str] | None = None
         lines: list[str] = []
         open_line = 0
