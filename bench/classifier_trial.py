@@ -46,48 +46,41 @@ def main() -> None:
     ap.add_argument("--random-encoder", action="store_true", help="start from a random encoder, not the LM")
     args = ap.parse_args()
 
+    import dataclasses
+
     import numpy as np
     import torch
 
     from ulmfit_multi.config import load_run_config
-    from ulmfit_multi.model import build_classifier, build_language_model, load_encoder_into_classifier
-    from ulmfit_multi.pipeline import _classifier_batches, _lm_config, _metric_fn, read_json
-    from ulmfit_multi.train import ClassifierTrainConfig, predict_proba, train_classifier
+    from ulmfit_multi.pipeline import (_classifier_batches, _metric_fn, build_task_classifier, classifier_train_config,
+                                       classifier_train_valid, read_json)
+    from ulmfit_multi.train import predict_proba, train_classifier
 
     cfg = load_run_config(args.run)
     c = cfg.classifier
     sets = parse_sets(args.sets)
     drop_mult = sets.pop("drop_mult", c.drop_mult)
+    if "stage_lrs" in sets:
+        sets["stage_lrs"] = tuple(sets["stage_lrs"])
     tdir = args.run / "04-encode" / "tasks" / args.task
     meta = read_json(tdir / "task.json")
     n_classes = len(meta["classes"])
     score = _metric_fn(meta["metric"], n_classes)
-    vocab = int(read_json(tdir / "train" / "meta.json")["vocab_size"])
+    backwards = args.direction == "bwd"
 
     torch.manual_seed(args.seed)
-    lm = build_language_model(_lm_config(cfg, vocab, cfg.model.drop_mult))
-    if not args.random_encoder:
-        lm.load_state_dict(torch.load(args.run / "07-finetune_lm" / args.task / args.direction / "model.pt",
-                                      map_location="cpu"))
-    model = build_classifier(_lm_config(cfg, vocab, drop_mult), n_classes, bptt=cfg.model.bptt, max_len=c.max_len)
-    load_encoder_into_classifier(model, lm)
-
-    def batches(role: str, bs: int, shuffle: bool):
-        return _classifier_batches(tdir, role, bs, shuffle=shuffle, seed=args.seed,
-                                   backwards=args.direction == "bwd", max_len=c.max_len)
-
-    fields = dict(epochs=c.epochs, lr=c.lr, stage_lrs=tuple(c.stage_lrs), wd=c.wd, clip=c.clip,
-                  gradual_unfreezing=c.gradual_unfreezing, class_weights=c.class_weights, checkpoint_minutes=1e9)
-    fields.update(sets)
-    fields["stage_lrs"] = tuple(fields["stage_lrs"])
+    lm_path = None if args.random_encoder else args.run / "07-finetune_lm" / args.task / args.direction / "model.pt"
+    model = build_task_classifier(cfg, tdir, n_classes, lm_path, drop_mult=drop_mult)
+    train, valid = classifier_train_valid(cfg, tdir, args.run / "04-encode", seed=args.seed, backwards=backwards)
+    tcfg = dataclasses.replace(classifier_train_config(c), checkpoint_minutes=1e9, **sets)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        result = train_classifier(model, batches("train", c.batch_size, True), batches("valid", c.batch_size, False),
-                                  ClassifierTrainConfig(**fields), Path(tmp), n_classes=n_classes, seed=args.seed,
+        result = train_classifier(model, train, valid, tcfg, Path(tmp), n_classes=n_classes, seed=args.seed,
                                   progress=False, score=score)
         history = [json.loads(line) for line in (Path(tmp) / "history.jsonl").read_text().splitlines()]
-    proba = predict_proba(model, batches("test", c.batch_size * 2, False))
-    test = score(np.load(tdir / "test" / "labels.npy"), proba.argmax(1))
+    test_batches = _classifier_batches(tdir, "test", c.batch_size * 2, shuffle=False, seed=args.seed,
+                                       backwards=backwards, max_len=c.max_len)
+    test = score(np.load(tdir / "test" / "labels.npy"), predict_proba(model, test_batches).argmax(1))
     print(json.dumps({
         "run": str(args.run), "task": args.task, "direction": args.direction, "seed": args.seed,
         "set": dict(sets, drop_mult=drop_mult), "random_encoder": args.random_encoder,

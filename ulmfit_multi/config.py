@@ -149,6 +149,7 @@ class LMSection:
     beta: float = 1.0
     max_batches_per_epoch: int = 0
     checkpoint_minutes: float = 10.0
+    keep_best: bool = added_later(False)  # keep the epoch of lowest valid perplexity, not the last
 
 
 @dataclass

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .atomic import atomic_write, read_json, write_json
-from .config import Config, load_recipe
+from .config import ClassifierConfig, Config, load_recipe
 from .errors import DataError, FetchError, StageError
 from .fetch import locate, url_for
 from .langs import LangSpec, load_lang
@@ -295,7 +295,7 @@ def _lm_train_config(section, discriminative: bool):
                          beta=section.beta, discriminative=discriminative,
                          checkpoint_minutes=section.checkpoint_minutes,
                          max_batches_per_epoch=section.max_batches_per_epoch,
-                         keep_best=getattr(section, "keep_best", False))
+                         keep_best=section.keep_best)
 
 
 def pretrain(ctx: StageContext) -> dict[str, Any]:
@@ -438,20 +438,59 @@ def _tokenizer_of(encode_dir: Path) -> Path:
     return Path(read_json(encode_dir / "_stage.json")["inputs"]["tokenizer"]["path"])
 
 
+def build_task_classifier(cfg: Config, task_dir: Path, n_classes: int, lm_path: Path | None, *,
+                          drop_mult: float | None = None):
+    """The run's classifier for an encoded task, its encoder loaded from the LM at `lm_path` (None: random)."""
+    import torch
+
+    from .model import build_classifier, build_language_model, load_encoder_into_classifier
+
+    vocab_size = int(read_json(task_dir / "train" / "meta.json")["vocab_size"])
+    lm = build_language_model(_lm_config(cfg, vocab_size, cfg.model.drop_mult))
+    if lm_path is not None:
+        lm.load_state_dict(torch.load(lm_path, map_location="cpu"))
+    drop_mult = cfg.classifier.drop_mult if drop_mult is None else drop_mult
+    model = build_classifier(_lm_config(cfg, vocab_size, drop_mult), n_classes, bptt=cfg.model.bptt,
+                             max_len=cfg.classifier.max_len)
+    load_encoder_into_classifier(model, lm)
+    return model
+
+
+def classifier_train_valid(cfg: Config, task_dir: Path, encode_dir: Path, *, seed: int, backwards: bool):
+    """Train batches (with subword sampling when the recipe asks) and valid batches (None without a valid split)."""
+    from .tokenizer import Tokenizer
+
+    c = cfg.classifier
+    sampler = Tokenizer.load(_tokenizer_of(encode_dir)) if c.subword_sampling else None
+    train = _classifier_batches(task_dir, "train", c.batch_size, shuffle=True, seed=seed, backwards=backwards,
+                                max_len=c.max_len, sampler=sampler)
+    valid = _classifier_batches(task_dir, "valid", c.batch_size, shuffle=False, seed=seed, backwards=backwards,
+                                max_len=c.max_len) if (task_dir / "valid").exists() else None
+    return train, valid
+
+
+def classifier_train_config(c: ClassifierConfig):
+    """The recipe's `classifier` section as `train_classifier`'s config."""
+    from .train import ClassifierTrainConfig
+
+    return ClassifierTrainConfig(
+        epochs=c.epochs, lr=c.lr, stage_lrs=tuple(c.stage_lrs), wd=c.wd, clip=c.clip,
+        gradual_unfreezing=c.gradual_unfreezing, class_weights=c.class_weights,
+        checkpoint_minutes=c.checkpoint_minutes, max_batches_per_epoch=c.max_batches_per_epoch)
+
+
 def classifier(ctx: StageContext) -> dict[str, Any]:
     """Train ULMFiT classifiers (gradual unfreezing, discriminative LRs, STLR) per task, direction and seed."""
     import torch
 
-    from .model import build_classifier, build_language_model, load_encoder_into_classifier
-    from .tokenizer import Tokenizer
-    from .train import ClassifierTrainConfig, predict_proba, train_classifier
+    from .train import predict_proba, train_classifier
 
     cfg, c = ctx.cfg, ctx.cfg.classifier
+    tcfg = classifier_train_config(c)
     summary: dict[str, Any] = {}
     for name, tdir in _task_dirs(ctx).items():
         task_meta = read_json(tdir / "task.json")
         n_classes = len(task_meta["classes"])
-        has_valid = (tdir / "valid").exists()
         score = _metric_fn(task_meta["metric"], n_classes)
         for direction in cfg.pretrain.directions:
             backwards = direction == "bwd"
@@ -462,23 +501,8 @@ def classifier(ctx: StageContext) -> dict[str, Any]:
                     summary[key] = read_json(out / "done.json")
                     continue
                 torch.manual_seed(seed)
-                vocab_size = int(json.loads((tdir / "train" / "meta.json").read_text())["vocab_size"])
-                lm = build_language_model(_lm_config(cfg, vocab_size, cfg.model.drop_mult))
-                lm.load_state_dict(torch.load(ctx.input("finetune_lm") / name / direction / "model.pt",
-                                              map_location="cpu"))
-                model = build_classifier(_lm_config(cfg, vocab_size, c.drop_mult), n_classes, bptt=cfg.model.bptt,
-                                         max_len=c.max_len)
-                load_encoder_into_classifier(model, lm)
-                sampler = Tokenizer.load(_tokenizer_of(ctx.input("encode"))) if c.subword_sampling else None
-                train = _classifier_batches(tdir, "train", c.batch_size, shuffle=True, seed=seed,
-                                            backwards=backwards, max_len=c.max_len, sampler=sampler)
-                valid = _classifier_batches(tdir, "valid", c.batch_size, shuffle=False, seed=seed,
-                                            backwards=backwards, max_len=c.max_len) if has_valid else None
-                tcfg = ClassifierTrainConfig(
-                    epochs=c.epochs, lr=c.lr, stage_lrs=tuple(c.stage_lrs), wd=c.wd, clip=c.clip,
-                    gradual_unfreezing=c.gradual_unfreezing,
-                    class_weights=c.class_weights, checkpoint_minutes=c.checkpoint_minutes,
-                    max_batches_per_epoch=c.max_batches_per_epoch)
+                model = build_task_classifier(cfg, tdir, n_classes, ctx.input("finetune_lm") / name / direction / "model.pt")
+                train, valid = classifier_train_valid(cfg, tdir, ctx.input("encode"), seed=seed, backwards=backwards)
                 result = train_classifier(model, train, valid, tcfg, out, n_classes=n_classes,
                                           device=device_for(cfg), seed=seed, progress=ctx.progress, score=score)
                 for role in ("valid", "test"):
