@@ -24,7 +24,7 @@ import tarfile
 import unicodedata
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -566,9 +566,42 @@ def read_records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def seed_system_probas(clf_task_dir: Path, task_dir: Path, seed: int, directions: Sequence[str], *,
+                       calibrate: bool, score: Callable[[np.ndarray, np.ndarray], float]
+                       ) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
+    """Test-split class probabilities of each system for one task and seed, and the valid-tuned offsets.
+
+    Systems: each direction whose classifier finished (`<clf_task_dir>/<direction>/seed<seed>`), their
+    `ensemble` when both did, and with `calibrate` each of those again with per-class offsets fitted on
+    the valid split (`"<system> + valid-tuned bias"`). Reads a finished classifier stage or one still
+    running, which is how `bench/partial_results.py` peeks at a long stage.
+    """
+    from .evaluate import apply_class_bias, ensemble_proba, tune_class_bias
+
+    probas, valid_probas = {}, {}
+    for direction in directions:
+        f = clf_task_dir / direction / f"seed{seed}" / "proba_test.npy"
+        if f.exists():
+            probas[direction] = np.load(f)
+            if calibrate:
+                valid_probas[direction] = np.load(f.with_name("proba_valid.npy"))
+    if len(probas) == 2:
+        probas["ensemble"] = ensemble_proba([probas["fwd"], probas["bwd"]])
+        if calibrate:
+            valid_probas["ensemble"] = ensemble_proba([valid_probas["fwd"], valid_probas["bwd"]])
+    biases = {}
+    if calibrate:  # extra rows: decision offsets fitted on valid, applied to test
+        y_valid = np.load(task_dir / "valid" / "labels.npy")
+        for system in list(probas):
+            bias = tune_class_bias(valid_probas[system], y_valid, score)
+            biases[system] = bias.round(2).tolist()
+            probas[f"{system} + valid-tuned bias"] = apply_class_bias(probas[system], bias)
+    return probas, biases
+
+
 def evaluate(ctx: StageContext) -> dict[str, Any]:
     """Score forward, backward and ensembled classifiers on each task's test split; plots."""
-    from .evaluate import apply_class_bias, compute_metrics, confusion, ensemble_proba, tune_class_bias
+    from .evaluate import compute_metrics, confusion
     from .plots import plot_confusion, plot_learning_curves
 
     cfg = ctx.cfg
@@ -581,25 +614,11 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
         y = np.load(tdir / "test" / "labels.npy")
         n_classes = len(meta["classes"])
         calibrate = cfg.classifier.calibrate and (tdir / "valid").exists()
-        y_valid = np.load(tdir / "valid" / "labels.npy") if calibrate else None
         score = _metric_fn(meta["metric"], n_classes)
         for seed in cfg.evaluate.seeds:
-            probas, valid_probas = {}, {}
-            for direction in cfg.pretrain.directions:
-                f = clf_dir / name / direction / f"seed{seed}" / "proba_test.npy"
-                if f.exists():
-                    probas[direction] = np.load(f)
-                    if calibrate:
-                        valid_probas[direction] = np.load(f.with_name("proba_valid.npy"))
-            if len(probas) == 2:
-                probas["ensemble"] = ensemble_proba([probas["fwd"], probas["bwd"]])
-                if calibrate:
-                    valid_probas["ensemble"] = ensemble_proba([valid_probas["fwd"], valid_probas["bwd"]])
-            if calibrate:  # extra rows: decision offsets fitted on valid, applied to test
-                for system in list(probas):
-                    bias = tune_class_bias(valid_probas[system], y_valid, score)
-                    biases[f"{name}/{system}/seed{seed}"] = bias.round(2).tolist()
-                    probas[f"{system} + valid-tuned bias"] = apply_class_bias(probas[system], bias)
+            probas, seed_biases = seed_system_probas(clf_dir / name, tdir, seed, cfg.pretrain.directions,
+                                                     calibrate=calibrate, score=score)
+            biases.update({f"{name}/{system}/seed{seed}": b for system, b in seed_biases.items()})
             for system, proba in probas.items():
                 pred = proba.argmax(1)
                 records.append(_record(name, f"ULMFiT {system}", seed, compute_metrics(y, pred, n_classes), len(y), cfg))

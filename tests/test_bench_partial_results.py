@@ -1,0 +1,53 @@
+"""bench/partial_results.py on the tiny recipe: the evaluate stage's numbers, also from a stage still running."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ulmfit_multi.pipeline import read_records, run_recipe
+
+from test_pipeline import tiny_setup  # noqa: F401 (fixture shared with the pipeline tests)
+
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "partial_results.py"
+
+
+def peek(run_dir: Path) -> dict[str, list[str]]:
+    """system -> the table row's cells (seeds finished, mean ± sd, per seed)."""
+    done = subprocess.run([sys.executable, str(SCRIPT), str(run_dir)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [line.strip("|").split("|") for line in done.stdout.splitlines() if line.startswith("| tiny-sent")]
+    return {cells[1].strip(): [c.strip() for c in cells[2:]] for cells in rows}
+
+
+def test_partial_results_match_evaluate_and_read_a_running_stage(tiny_setup: dict[str, Path]) -> None:  # noqa: F811
+    result = run_recipe(tiny_setup["recipe"], preset="base", mirror=tiny_setup["mirror"], work_dir=tiny_setup["work"],
+                        data_dir=tiny_setup["data"], progress=False, device="cpu", until="evaluate",
+                        overrides=["evaluate.seeds=[0, 1]", "classifier.calibrate=true"])
+    run = result.run_dir
+    rows = peek(run)
+    records = read_records(next(run.glob("*-evaluate")) / "records.jsonl")
+    assert set(rows) == {r["system"] for r in records}
+    for r in records:
+        metric = rows[r["system"]][1].split()[0]  # "accuracy 61.01 ± 0.73"
+        assert rows[r["system"]][0] == "2 of 2"
+        assert f"{r['seed']}: {100 * r['metrics'][metric]:.2f}" in rows[r["system"]][2]
+
+    # the same stage as if still running: only its .partial folder, one backward classifier not yet done
+    link = next(run.glob("*-classifier"))
+    store = link.resolve()
+    os.unlink(link)
+    partial = store.with_name(store.name + ".partial")
+    store.rename(partial)
+    shutil.rmtree(partial / "tiny-sent" / "bwd" / "seed1")
+    rows = peek(run)
+    assert rows["ULMFiT fwd"][0] == "2 of 2"
+    assert rows["ULMFiT bwd"][0] == "1 of 2" and rows["ULMFiT ensemble"][0] == "1 of 2"
+    assert "1: " not in rows["ULMFiT ensemble"][2]
+
+    shutil.rmtree(partial)
+    gone = subprocess.run([sys.executable, str(SCRIPT), str(run)], capture_output=True, text=True, timeout=300)
+    assert gone.returncode != 0 and "no classifier stage output" in gone.stderr
