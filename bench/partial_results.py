@@ -17,13 +17,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ulmfit_multi.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
 
-def classifier_output(run: Path) -> Path:
+def classifier_output(run: Path, cfg: Config) -> Path:
     """The run's classifier stage folder: finished (`08-classifier`) or in progress (`<fp>.partial`)."""
-    from ulmfit_multi.config import load_run_config
     from ulmfit_multi.paths import Paths
     from ulmfit_multi.pipeline import STAGES
     from ulmfit_multi.stages import compute_fingerprints, store_dir
@@ -31,9 +34,8 @@ def classifier_output(run: Path) -> Path:
     done = next(iter(sorted(run.glob("[0-9][0-9]-classifier"))), None)
     if done is not None:
         return done
-    cfg = load_run_config(run)
     fp = compute_fingerprints(STAGES, cfg)["classifier"]
-    partial = store_dir(Paths(data_dir=Path("."), mirror=None, work_dir=run.resolve().parents[1]), "classifier", fp)
+    partial = store_dir(Paths.resolve(work_dir=run.resolve().parents[1]), "classifier", fp)
     partial = partial.with_name(partial.name + ".partial")
     if not partial.exists():
         raise SystemExit(f"{run}: no classifier stage output, finished or partial (looked for {partial})")
@@ -51,9 +53,10 @@ def main() -> None:
     from ulmfit_multi.config import load_run_config
     from ulmfit_multi.evaluate import compute_metrics
     from ulmfit_multi.pipeline import _metric_fn, read_json, seed_system_probas
+    from ulmfit_multi.tables import aggregate
 
     cfg = load_run_config(args.run)
-    clf = classifier_output(args.run)
+    clf = classifier_output(args.run, cfg)
     print(f"classifier output: {clf}\n")
     print("| task | system | seeds finished | test metric, mean ± sd | per seed |")
     print("|---|---|---|---|---|")
@@ -62,21 +65,19 @@ def main() -> None:
         if (args.task and t.name not in args.task) or not (tdir / "test").exists() or not (clf / t.name).exists():
             continue
         meta = read_json(tdir / "task.json")
-        n_classes = len(meta["classes"])
+        metric, n_classes = meta["metric"], len(meta["classes"])
         y = np.load(tdir / "test" / "labels.npy")
-        calibrate = cfg.classifier.calibrate and (tdir / "valid").exists()
-        scores: dict[str, dict[int, float]] = {}
+        records = []  # as the evaluate stage writes them, so the results tables' `aggregate` gives mean and sd
         for seed in cfg.evaluate.seeds:
-            probas, _ = seed_system_probas(clf / t.name, tdir, seed, cfg.pretrain.directions, calibrate=calibrate,
-                                           score=_metric_fn(meta["metric"], n_classes))
-            for system, proba in probas.items():
-                scores.setdefault(system, {})[seed] = compute_metrics(y, proba.argmax(1), n_classes)[meta["metric"]]
-        for system, by_seed in scores.items():
-            v = 100 * np.array(list(by_seed.values()))
-            sd = v.std(ddof=1) if len(v) > 1 else 0.0  # sample sd, as the results tables
-            print(f"| {t.name} | ULMFiT {system} | {len(v)} of {len(cfg.evaluate.seeds)} | "
-                  f"{meta['metric']} {v.mean():.2f} ± {sd:.2f} | "
-                  + ", ".join(f"{s}: {x:.2f}" for s, x in zip(by_seed, v)) + " |")
+            probas, _ = seed_system_probas(clf / t.name, tdir, seed, cfg.pretrain.directions,
+                                           calibrate=cfg.classifier.calibrate, score=_metric_fn(metric, n_classes))
+            records += [{"task": t.name, "system": f"ULMFiT {system}", "seed": seed,
+                         "metrics": compute_metrics(y, proba.argmax(1), n_classes)} for system, proba in probas.items()]
+        for row in aggregate(records):
+            per_seed = ", ".join(f"{r['seed']}: {100 * r['metrics'][metric]:.2f}" for r in records
+                                 if r["system"] == row["system"])
+            print(f"| {t.name} | {row['system']} | {row['n_seeds']} of {len(cfg.evaluate.seeds)} | "
+                  f"{metric} {100 * row['mean'][metric]:.2f} ± {100 * row['std'][metric]:.2f} | {per_seed} |")
 
 
 if __name__ == "__main__":

@@ -572,12 +572,13 @@ def seed_system_probas(clf_task_dir: Path, task_dir: Path, seed: int, directions
     """Test-split class probabilities of each system for one task and seed, and the valid-tuned offsets.
 
     Systems: each direction whose classifier finished (`<clf_task_dir>/<direction>/seed<seed>`), their
-    `ensemble` when both did, and with `calibrate` each of those again with per-class offsets fitted on
-    the valid split (`"<system> + valid-tuned bias"`). Reads a finished classifier stage or one still
-    running, which is how `bench/partial_results.py` peeks at a long stage.
+    `ensemble` when both did, and with `calibrate` (and a valid split) each of those again with per-class
+    offsets fitted on the valid split (`"<system> + valid-tuned bias"`). Reads a finished classifier stage or
+    one still running, which is how `bench/partial_results.py` peeks at a long stage.
     """
     from .evaluate import apply_class_bias, ensemble_proba, tune_class_bias
 
+    calibrate = calibrate and (task_dir / "valid").exists()
     probas, valid_probas = {}, {}
     for direction in directions:
         f = clf_task_dir / direction / f"seed{seed}" / "proba_test.npy"
@@ -613,11 +614,10 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
             continue
         y = np.load(tdir / "test" / "labels.npy")
         n_classes = len(meta["classes"])
-        calibrate = cfg.classifier.calibrate and (tdir / "valid").exists()
         score = _metric_fn(meta["metric"], n_classes)
         for seed in cfg.evaluate.seeds:
             probas, seed_biases = seed_system_probas(clf_dir / name, tdir, seed, cfg.pretrain.directions,
-                                                     calibrate=calibrate, score=score)
+                                                     calibrate=cfg.classifier.calibrate, score=score)
             biases.update({f"{name}/{system}/seed{seed}": b for system, b in seed_biases.items()})
             for system, proba in probas.items():
                 pred = proba.argmax(1)
