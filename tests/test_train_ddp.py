@@ -45,9 +45,14 @@ RANK_SCRIPT = textwrap.dedent('''
         if stop_at and info["step"] == stop_at:
             raise SystemExit(3)
 
-    train_lm(model, stream, None, LMTrainConfig(**{train!r}), out, progress=False, on_step=hook)
-    dist.barrier()  # both ranks tear gloo down together (a rank leaving early once aborted the other)
+    code = 0
+    try:
+        train_lm(model, stream, None, LMTrainConfig(**{train!r}), out, progress=False, on_step=hook)
+    except SystemExit as stop:  # both ranks stop at the same step
+        code = stop.code
+    dist.barrier()  # both ranks tear gloo down together, stopped or not (a rank leaving early aborted the other)
     dist.destroy_process_group()
+    sys.exit(code)
 ''')
 
 MODEL = dict(vocab_size=40, emb_size=16, hidden_size=24, n_layers=2, drop_mult=0.0)  # no dropout: exact match
