@@ -6,7 +6,8 @@ Usage:
 
 The classifier stage of a big run takes hours (3 seeds x 2 directions x each task) and the `evaluate` stage
 only runs after all of it. This scores what has finished so far, the way the `evaluate` stage will
-(`pipeline.seed_system_probas`: forward, backward, their ensemble, each also with valid-tuned offsets):
+(`pipeline.seed_system_probas`: forward, backward, their ensemble, each also with valid-tuned offsets; the
+ensemble of all finished seeds; with `evaluate.fuse_with`, each seed's ensemble fused with those baselines):
 test-split metric per system, mean and standard deviation over the seeds that have finished, in
 percent. It reads the stage's finished output when there is one, else its `.partial` folder in the store
 (found from the run's resolved config); it writes nothing.
@@ -51,33 +52,57 @@ def main() -> None:
     import numpy as np
 
     from ulmfit_multi.config import load_run_config
+    from ulmfit_multi.errors import StageError
     from ulmfit_multi.evaluate import compute_metrics
-    from ulmfit_multi.pipeline import _metric_fn, read_json, seed_system_probas
+    from ulmfit_multi.pipeline import (
+        _metric_fn,
+        baseline_probas,
+        fused_probas,
+        pooled_seed_probas,
+        read_json,
+        seed_system_probas,
+    )
     from ulmfit_multi.tables import aggregate
 
     cfg = load_run_config(args.run)
     clf = classifier_output(args.run, cfg)
+    baselines_dir = next(iter(sorted(args.run.glob("[0-9][0-9]-baselines"))), None)
     print(f"classifier output: {clf}\n")
     print("| task | system | seeds finished | test metric, mean ± sd | per seed |")
     print("|---|---|---|---|---|")
+    notes = []
     for t in cfg.tasks:
         tdir = args.run / "04-encode" / "tasks" / t.name
         if (args.task and t.name not in args.task) or not (tdir / "test").exists() or not (clf / t.name).exists():
             continue
         meta = read_json(tdir / "task.json")
         metric, n_classes = meta["metric"], len(meta["classes"])
+        score = _metric_fn(metric, n_classes)
         y = np.load(tdir / "test" / "labels.npy")
-        records = []  # as the evaluate stage writes them, so the results tables' `aggregate` gives mean and sd
+        records, per_seed = [], {}  # records as the evaluate stage writes them, for the tables' `aggregate`
         for seed in cfg.evaluate.seeds:
-            probas, _ = seed_system_probas(clf / t.name, tdir, seed, cfg.pretrain.directions,
-                                           calibrate=cfg.classifier.calibrate, score=_metric_fn(metric, n_classes))
+            probas, valid_probas, _ = seed_system_probas(clf / t.name, tdir, seed, cfg.pretrain.directions,
+                                                         calibrate=cfg.classifier.calibrate, score=score)
+            per_seed[seed] = (probas, valid_probas)
+            for baseline in cfg.evaluate.fuse_with if (tdir / "valid").exists() else []:
+                try:
+                    saved = baseline_probas(baselines_dir or args.run / "05-baselines", t.name, baseline, seed, tdir)
+                except StageError as e:
+                    notes.append(f"no '{baseline}' fusion: {e}")
+                    continue
+                probas.update(fused_probas(probas, valid_probas, saved, baseline, tdir, score)[0])
             records += [{"task": t.name, "system": f"ULMFiT {system}", "seed": seed,
                          "metrics": compute_metrics(y, proba.argmax(1), n_classes)} for system, proba in probas.items()]
+        pooled, _ = pooled_seed_probas(per_seed, tdir, calibrate=cfg.classifier.calibrate, score=score)
+        records += [{"task": t.name, "system": f"ULMFiT {system}", "seed": "pooled",
+                     "metrics": compute_metrics(y, proba.argmax(1), n_classes)} for system, proba in pooled.items()]
         for row in aggregate(records):
-            per_seed = ", ".join(f"{r['seed']}: {100 * r['metrics'][metric]:.2f}" for r in records
-                                 if r["system"] == row["system"])
+            per_seed_cells = ", ".join(f"{r['seed']}: {100 * r['metrics'][metric]:.2f}" for r in records
+                                       if r["system"] == row["system"])
             print(f"| {t.name} | {row['system']} | {row['n_seeds']} of {len(cfg.evaluate.seeds)} | "
-                  f"{metric} {100 * row['mean'][metric]:.2f} ± {100 * row['std'][metric]:.2f} | {per_seed} |")
+                  f"{metric} {100 * row['mean'][metric]:.2f} ± {100 * row['std'][metric]:.2f} | {per_seed_cells} |")
+    for note in dict.fromkeys(notes):
+        print(f"\n{note}")
 
 
 if __name__ == "__main__":

@@ -26,15 +26,20 @@ def peek(run_dir: Path) -> dict[str, list[str]]:
 def test_partial_results_match_evaluate_and_read_a_running_stage(tiny_setup: dict[str, Path]) -> None:  # noqa: F811
     result = run_recipe(tiny_setup["recipe"], preset="base", mirror=tiny_setup["mirror"], work_dir=tiny_setup["work"],
                         data_dir=tiny_setup["data"], progress=False, device="cpu", until="evaluate",
-                        overrides=["evaluate.seeds=[0, 1]", "classifier.calibrate=true"])
+                        overrides=["evaluate.seeds=[0, 1]", "classifier.calibrate=true",
+                                   "evaluate.fuse_with=['tfidf-lr']"])
     run = result.run_dir
     rows = peek(run)
     records = read_records(next(run.glob("*-evaluate")) / "records.jsonl")
     assert set(rows) == {r["system"] for r in records}
+    assert {"ULMFiT ensemble + tfidf-lr", "ULMFiT ensemble of 2 seeds",
+            "ULMFiT ensemble of 2 seeds + valid-tuned bias"} <= set(rows)
     for r in records:
         metric = rows[r["system"]][1].split()[0]  # "accuracy 61.01 ± 0.73"
-        assert rows[r["system"]][0] == "2 of 2"
-        assert f"{r['seed']}: {100 * r['metrics'][metric]:.2f}" in rows[r["system"]][2]
+        pooled = r["seed"] is None  # one ensemble of both seeds: a single record
+        assert rows[r["system"]][0] == ("1 of 2" if pooled else "2 of 2")
+        seed = "pooled" if pooled else r["seed"]
+        assert f"{seed}: {100 * r['metrics'][metric]:.2f}" in rows[r["system"]][2]
 
     # the same stage as if still running: only its .partial folder, one backward classifier not yet done
     link = next(run.glob("*-classifier"))
@@ -47,6 +52,8 @@ def test_partial_results_match_evaluate_and_read_a_running_stage(tiny_setup: dic
     assert rows["ULMFiT fwd"][0] == "2 of 2"
     assert rows["ULMFiT bwd"][0] == "1 of 2" and rows["ULMFiT ensemble"][0] == "1 of 2"
     assert "1: " not in rows["ULMFiT ensemble"][2]
+    assert "1: " not in rows["ULMFiT ensemble + tfidf-lr"][2]
+    assert not any("seeds" in system for system in rows)  # one seed's ensemble left: nothing to pool
 
     shutil.rmtree(partial)
     gone = subprocess.run([sys.executable, str(SCRIPT), str(run)], capture_output=True, text=True, timeout=300)

@@ -281,3 +281,26 @@ def test_added_later_field_left_at_default_is_not_hashed(tmp_path):
 def test_stage_lrs_must_be_positive(tmp_path):
     with pytest.raises(RecipeError, match="classifier.stage_lrs"):
         load_recipe(write(tmp_path, TINY), "smoke", ["classifier.stage_lrs=[0.01, 0]"])
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("evaluate.baselines=['tfidf']", r"'evaluate\.baselines' is 'tfidf'; expected one of majority, tfidf-lr"),
+        ("evaluate.fuse_with=['majority']", r"'evaluate\.fuse_with' is 'majority'; expected one of tfidf-lr, fasttext"),
+        ("evaluate.fuse_with=['bert']", "'evaluate.fuse_with' is 'bert'"),
+    ],
+)
+def test_unknown_baseline_or_fusion_partner(tmp_path, override, expected):
+    path = write(tmp_path, TINY)
+    with pytest.raises(RecipeError, match=expected) as e:
+        load_recipe(path, overrides=[override])
+    assert str(path) in str(e.value)
+
+
+def test_fusing_with_a_baseline_that_is_not_run_is_an_error(tmp_path):
+    path = write(tmp_path, TINY)
+    with pytest.raises(RecipeError, match="'evaluate.fuse_with' is 'fasttext'; expected one of tfidf-lr$"):
+        load_recipe(path, overrides=["evaluate.baselines=['majority', 'tfidf-lr']", "evaluate.fuse_with=['fasttext']"])
+    cfg = load_recipe(path, overrides=["evaluate.fuse_with=['tfidf-lr']"])
+    assert cfg.evaluate.fuse_with == ["tfidf-lr"]

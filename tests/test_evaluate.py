@@ -13,7 +13,9 @@ from ulmfit_multi.evaluate import (
     compute_metrics,
     confusion,
     ensemble_proba,
+    fuse_proba,
     tune_class_bias,
+    tune_fusion_weight,
     write_predictions,
 )
 
@@ -125,3 +127,36 @@ def test_tuned_bias_is_zero_when_argmax_is_already_perfect():
     y = np.array([0, 1, 2, 0, 1, 2])
     p = np.eye(3)[y] * 0.8 + 0.2 / 3
     np.testing.assert_array_equal(tune_class_bias(p, y, _wf1), np.zeros(3))
+
+
+def _weighted_f1(y, pred):
+    return f1_score(y, pred, average="weighted", zero_division=0)
+
+
+def test_fusion_weight_follows_the_better_system():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    good = np.eye(3)[y] * 0.6 + 0.4 / 3  # argmax is always right
+    noise = rng.dirichlet(np.ones(3), 300)  # argmax is chance
+    assert tune_fusion_weight(good, noise, y, _weighted_f1) == 1.0
+    w = tune_fusion_weight(noise, good, y, _weighted_f1)  # the largest weight on noise that still gets all right
+    assert 0.0 < w < 0.5 and _weighted_f1(y, fuse_proba(noise, good, w).argmax(1)) == 1.0
+    assert _weighted_f1(y, fuse_proba(noise, good, w + 0.1).argmax(1)) < 1.0
+    assert tune_fusion_weight(good, good, y, _weighted_f1) == 1.0  # ties keep the first system
+
+
+def test_fusion_can_beat_both_systems():
+    # a knows classes 0 and 1 apart but not 2; b knows 2 but mixes 0 and 1: only their mean gets all right
+    y = np.array([0, 1, 2] * 20)
+    a = np.array([[0.6, 0.1, 0.3], [0.1, 0.6, 0.3], [0.45, 0.1, 0.45]] * 20)
+    b = np.array([[0.3, 0.3, 0.4], [0.3, 0.3, 0.4], [0.0, 0.0, 1.0]] * 20)
+    w = tune_fusion_weight(a, b, y, _weighted_f1)
+    fused = fuse_proba(a, b, w)
+    assert 0.0 < w < 1.0
+    assert _weighted_f1(y, fused.argmax(1)) == 1.0 > max(_weighted_f1(y, a.argmax(1)), _weighted_f1(y, b.argmax(1)))
+    np.testing.assert_allclose(fused.sum(1), 1.0)
+
+
+def test_fuse_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"\(2, 3\) and \(2, 4\)"):
+        fuse_proba(np.ones((2, 3)) / 3, np.ones((2, 4)) / 4, 0.5)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ulmfit_multi.pipeline import STAGE_NAMES, run_recipe
+from ulmfit_multi.pipeline import STAGE_NAMES, read_records, run_recipe
 
 WORDS = {
     "positive": ["छान", "सुंदर", "आवडला", "उत्तम", "मस्त", "आनंद"],
@@ -167,6 +167,49 @@ def test_recipe_end_to_end_then_cached(tiny_setup: dict[str, Path]) -> None:
     biases = json.loads((sampled.run_dir / "09-evaluate" / "class_bias.json").read_text())
     assert set(biases) == {f"tiny-sent/{s}/seed0" for s in ("fwd", "bwd", "ensemble")}
     assert len(biases["tiny-sent/fwd/seed0"]) == 3
+
+
+def test_fusion_with_tfidf_is_the_saved_probabilities_mixed_by_the_valid_weight(tiny_setup: dict[str, Path]) -> None:
+    from ulmfit_multi.evaluate import compute_metrics, ensemble_proba, fuse_proba
+
+    result = run_recipe(tiny_setup["recipe"], preset="base", mirror=tiny_setup["mirror"], work_dir=tiny_setup["work"],
+                        data_dir=tiny_setup["data"], progress=False, device="cpu",
+                        overrides=["evaluate.fuse_with=['tfidf-lr']"])
+    run = result.run_dir
+    saved = run / "05-baselines" / "probas" / "tiny-sent" / "tfidf-lr" / "seed0"
+    tfidf = {role: np.load(saved / f"proba_{role}.npy") for role in ("valid", "test")}
+    assert tfidf["valid"].shape == (60, 3) and tfidf["test"].shape == (60, 3)
+    y = np.load(run / "04-encode" / "tasks" / "tiny-sent" / "test" / "labels.npy")
+    np.testing.assert_array_equal(np.load(saved / "labels_test.npy"), y)
+    records = {r["system"]: r for r in read_records(run / "09-evaluate" / "records.jsonl")}
+    tfidf_record = next(r for r in read_records(run / "05-baselines" / "records.jsonl") if r["system"] == "tfidf-lr")
+    assert compute_metrics(y, tfidf["test"].argmax(1), 3) == tfidf_record["metrics"]
+
+    w = json.loads((run / "09-evaluate" / "fusion_weights.json").read_text())["tiny-sent/ensemble + tfidf-lr/seed0"]
+    clf = run / "08-classifier" / "tiny-sent"
+    ulmfit = ensemble_proba([np.load(clf / d / "seed0" / "proba_test.npy") for d in ("fwd", "bwd")])
+    fused = fuse_proba(ulmfit, tfidf["test"], w)
+    assert records["ULMFiT ensemble + tfidf-lr"]["metrics"] == compute_metrics(y, fused.argmax(1), 3)
+    assert "ULMFiT ensemble + tfidf-lr" in (run / "10-table" / "results.md").read_text(encoding="utf-8")
+    assert not any("seeds" in s for s in records)  # one seed: no pooled ensemble
+
+
+def test_fusion_refuses_probabilities_scored_against_other_labels(tiny_setup: dict[str, Path]) -> None:
+    from ulmfit_multi.errors import StageError
+    from ulmfit_multi.pipeline import baseline_probas
+
+    result = run_recipe(tiny_setup["recipe"], preset="base", mirror=tiny_setup["mirror"], work_dir=tiny_setup["work"],
+                        data_dir=tiny_setup["data"], progress=False, device="cpu", until="baselines")
+    run = result.run_dir
+    task_dir = run / "04-encode" / "tasks" / "tiny-sent"
+    valid, test = baseline_probas(run / "05-baselines", "tiny-sent", "tfidf-lr", 0, task_dir)
+    assert valid.shape == (60, 3) and test.shape == (60, 3)
+    labels = run / "05-baselines" / "probas" / "tiny-sent" / "tfidf-lr" / "seed0" / "labels_test.npy"
+    np.save(labels, np.roll(np.load(labels), 1))
+    with pytest.raises(StageError, match="the test labels differ"):
+        baseline_probas(run / "05-baselines", "tiny-sent", "tfidf-lr", 0, task_dir)
+    with pytest.raises(StageError, match="no saved probabilities for fusing 'fasttext'"):
+        baseline_probas(run / "05-baselines", "tiny-sent", "fasttext", 0, task_dir)
 
 
 def test_predictor_loads_a_finished_run(tiny_setup: dict[str, Path]) -> None:

@@ -194,3 +194,14 @@ def test_gather_runs_with_and_without_ulmfit_results(tmp_path):
         gather_runs([nothing], tmp_path / "out2")
     with pytest.raises(StageError, match="not a run folder"):
         gather_runs([tmp_path / "out"], tmp_path / "out3")
+
+
+def test_pooled_and_fused_ulmfit_rows_come_before_the_baselines(tmp_path):
+    records = [{"task": "t", "system": s, "seed": 0, "metrics": {"accuracy": 0.5}, "n": 10}
+               for s in ("tfidf-lr", "ULMFiT ensemble + tfidf-lr", "majority", "ULMFiT fwd", "other baseline",
+                         "ULMFiT ensemble of 3 seeds")]
+    paths = write_tables(records, [], tmp_path, title="t", metric_by_task={"t": "accuracy"}, header={})
+    order = [line.split("|")[1].strip() for line in paths["md"].read_text(encoding="utf-8").splitlines()
+             if line.startswith("| ") and "system" not in line]
+    assert order == ["ULMFiT fwd", "ULMFiT ensemble + tfidf-lr", "ULMFiT ensemble of 3 seeds", "majority",
+                     "tfidf-lr", "other baseline"]

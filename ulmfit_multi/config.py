@@ -196,10 +196,13 @@ class ClassifierConfig:
 
 @dataclass
 class EvaluateConfig:
-    """Seeds and baselines."""
+    """Seeds, baselines, and which baselines to fuse with ULMFiT."""
 
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     baselines: list[str] = field(default_factory=lambda: ["majority", "tfidf-lr", "fasttext"])
+    # extra rows "ULMFiT ensemble + <baseline>": each seed's ensemble averaged with that baseline's class
+    # probabilities, the weight fitted on the valid split (late fusion)
+    fuse_with: list[str] = added_later([])
 
 
 @dataclass
@@ -479,6 +482,10 @@ def _check_values(cfg: Config, path: Path) -> None:
         if ref.task not in names:
             raise RecipeError(f"{path}: reference '{ref.system}' names unknown task '{ref.task}'")
     one_of(cfg.runtime.device, ("auto", "cpu", "cuda"), "runtime.device")
+    for name in cfg.evaluate.baselines:
+        one_of(name, ("majority", "tfidf-lr", "fasttext"), "evaluate.baselines")
+    for name in cfg.evaluate.fuse_with:
+        one_of(name, tuple(b for b in cfg.evaluate.baselines if b != "majority"), "evaluate.fuse_with")
 
 
 def section(cfg: Config, dotted: str, *, for_fingerprint: bool = False) -> Any:

@@ -1,4 +1,4 @@
-"""Metrics (scikit-learn), the forward+backward ensemble, and prediction files."""
+"""Metrics (scikit-learn), the forward+backward ensemble, late fusion with a baseline, and prediction files."""
 
 from __future__ import annotations
 
@@ -64,6 +64,29 @@ def apply_class_bias(proba: np.ndarray, bias: np.ndarray) -> np.ndarray:
     z -= z.max(1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(1, keepdims=True)
+
+
+def tune_fusion_weight(proba_a: np.ndarray, proba_b: np.ndarray, y_true: np.ndarray,
+                       score: Callable[[np.ndarray, np.ndarray], float], *, grid: np.ndarray | None = None) -> float:
+    """The weight w in [0, 1] of `proba_a` that maximizes `score(y, argmax(w a + (1 - w) b))`.
+
+    Late fusion of two systems' class probabilities, meant to be fitted on the validation split. The grid
+    (default 0, 0.1, ..., 1) is scanned from w = 1 down, so ties keep the larger weight on `proba_a`.
+    """
+    grid = np.round(np.arange(0.0, 1.01, 0.1), 2) if grid is None else np.asarray(grid, dtype=float)
+    best_w, best = 1.0, -np.inf
+    for w in sorted(grid, reverse=True):
+        s = score(y_true, fuse_proba(proba_a, proba_b, float(w)).argmax(1))
+        if s > best + 1e-12:
+            best_w, best = float(w), s
+    return best_w
+
+
+def fuse_proba(proba_a: np.ndarray, proba_b: np.ndarray, weight: float) -> np.ndarray:
+    """`weight * proba_a + (1 - weight) * proba_b` (both rows x classes, same class order)."""
+    if proba_a.shape != proba_b.shape:
+        raise ValueError(f"cannot fuse probabilities of shapes {proba_a.shape} and {proba_b.shape}")
+    return weight * proba_a + (1.0 - weight) * proba_b
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:

@@ -516,7 +516,12 @@ def classifier(ctx: StageContext) -> dict[str, Any]:
 
 
 def baselines(ctx: StageContext) -> dict[str, Any]:
-    """Train the baselines (majority class, TF-IDF + logistic regression, fastText) on the same splits."""
+    """Train the baselines (majority class, TF-IDF + logistic regression, fastText) on the same splits.
+
+    Besides the test records, each trained baseline's class probabilities on the valid (when there is one)
+    and test splits go to `probas/<task>/<system>/seed<seed>/proba_{valid,test}.npy`, with the labels they
+    were scored against, for the evaluate stage's late fusion (`evaluate.fuse_with`).
+    """
     from .baselines import BASELINES
     from .evaluate import compute_metrics
 
@@ -527,20 +532,37 @@ def baselines(ctx: StageContext) -> dict[str, Any]:
         if "train" not in data.splits or "test" not in data.splits:
             continue
         train, test = data.splits["train"], data.splits["test"]
+        valid = data.splits.get("valid")
         train_texts = [prepare_text(t) for t in train.texts]
         test_texts = [prepare_text(t) for t in test.texts]
+        valid_texts = [prepare_text(t) for t in valid.texts] if valid is not None else []
         for system in cfg.evaluate.baselines:
             fn = BASELINES[system]
             seeds = [0] if system == "majority" else cfg.evaluate.seeds
             for seed in seeds:
                 if system == "majority":
                     pred = fn(np.asarray(train.labels), len(test_texts))
-                else:
-                    pred, _ = fn(train_texts, np.asarray(train.labels), test_texts, seed=seed)
+                else:  # one model scores valid and test together
+                    _, proba = fn(train_texts, np.asarray(train.labels), valid_texts + test_texts, seed=seed)
+                    pred = proba[len(valid_texts):].argmax(1)
+                    out = ctx.out / "probas" / name / system / f"seed{seed}"
+                    out.mkdir(parents=True, exist_ok=True)
+                    np.save(out / "proba_test.npy", _pad_classes(proba[len(valid_texts):], len(data.classes)))
+                    np.save(out / "labels_test.npy", np.asarray(test.labels))
+                    if valid is not None:
+                        np.save(out / "proba_valid.npy", _pad_classes(proba[:len(valid_texts)], len(data.classes)))
+                        np.save(out / "labels_valid.npy", np.asarray(valid.labels))
                 records.append(_record(name, system, seed, compute_metrics(np.asarray(test.labels), pred,
                                                                              len(data.classes)), len(test_texts), cfg))
     _write_records(ctx.out / "records.jsonl", records)
     return {"records": len(records)}
+
+
+def _pad_classes(proba: np.ndarray, n_classes: int) -> np.ndarray:
+    """Class columns up to the task's class count (a class absent from train gets no column from sklearn)."""
+    if proba.shape[1] >= n_classes:
+        return proba
+    return np.pad(proba, ((0, 0), (0, n_classes - proba.shape[1])))
 
 
 def _metric_fn(metric: str, n_classes: int) -> Callable[[np.ndarray, np.ndarray], float]:
@@ -568,45 +590,113 @@ def read_records(path: Path) -> list[dict]:
 
 def seed_system_probas(clf_task_dir: Path, task_dir: Path, seed: int, directions: Sequence[str], *,
                        calibrate: bool, score: Callable[[np.ndarray, np.ndarray], float]
-                       ) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
-    """Test-split class probabilities of each system for one task and seed, and the valid-tuned offsets.
+                       ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, list[float]]]:
+    """Test- and valid-split class probabilities of each system for one task and seed, and the valid-tuned offsets.
 
     Systems: each direction whose classifier finished (`<clf_task_dir>/<direction>/seed<seed>`), their
     `ensemble` when both did, and with `calibrate` (and a valid split) each of those again with per-class
-    offsets fitted on the valid split (`"<system> + valid-tuned bias"`). Reads a finished classifier stage or
-    one still running, which is how `bench/partial_results.py` peeks at a long stage.
+    offsets fitted on the valid split (`"<system> + valid-tuned bias"`). Valid probabilities are there for
+    the plain systems when the task has a valid split. Reads a finished classifier stage or one still
+    running, which is how `bench/partial_results.py` peeks at a long stage.
     """
-    from .evaluate import apply_class_bias, ensemble_proba, tune_class_bias
+    from .evaluate import ensemble_proba
 
-    calibrate = calibrate and (task_dir / "valid").exists()
+    has_valid = (task_dir / "valid").exists()
     probas, valid_probas = {}, {}
     for direction in directions:
         f = clf_task_dir / direction / f"seed{seed}" / "proba_test.npy"
         if f.exists():
             probas[direction] = np.load(f)
-            if calibrate:
+            if has_valid:
                 valid_probas[direction] = np.load(f.with_name("proba_valid.npy"))
     if len(probas) == 2:
         probas["ensemble"] = ensemble_proba([probas["fwd"], probas["bwd"]])
-        if calibrate:
+        if has_valid:
             valid_probas["ensemble"] = ensemble_proba([valid_probas["fwd"], valid_probas["bwd"]])
+    biases = _add_biased(probas, valid_probas, task_dir, score) if calibrate and has_valid else {}
+    return probas, valid_probas, biases
+
+
+def _add_biased(probas: dict[str, np.ndarray], valid_probas: dict[str, np.ndarray], task_dir: Path,
+                score: Callable[[np.ndarray, np.ndarray], float]) -> dict[str, list[float]]:
+    """Add `"<system> + valid-tuned bias"` to `probas` for each system; returns the offsets."""
+    from .evaluate import apply_class_bias, tune_class_bias
+
+    y_valid = np.load(task_dir / "valid" / "labels.npy")
     biases = {}
-    if calibrate:  # extra rows: decision offsets fitted on valid, applied to test
-        y_valid = np.load(task_dir / "valid" / "labels.npy")
-        for system in list(probas):
-            bias = tune_class_bias(valid_probas[system], y_valid, score)
-            biases[system] = bias.round(2).tolist()
-            probas[f"{system} + valid-tuned bias"] = apply_class_bias(probas[system], bias)
-    return probas, biases
+    for system in list(probas):
+        bias = tune_class_bias(valid_probas[system], y_valid, score)
+        biases[system] = bias.round(2).tolist()
+        probas[f"{system} + valid-tuned bias"] = apply_class_bias(probas[system], bias)
+    return biases
+
+
+def pooled_seed_probas(per_seed: dict[int, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]], task_dir: Path, *,
+                       calibrate: bool, score: Callable[[np.ndarray, np.ndarray], float]
+                       ) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
+    """One ensemble of every seed's forward and backward classifiers (`"ensemble of N seeds"`), N >= 2.
+
+    `per_seed` maps seed -> (test probas, valid probas) from `seed_system_probas`; seeds whose ensemble is
+    not there (a direction unfinished) are left out. With `calibrate`, also its valid-tuned-bias twin.
+    """
+    from .evaluate import ensemble_proba
+
+    seeds = [s for s, (test, _) in sorted(per_seed.items()) if "ensemble" in test]
+    if len(seeds) < 2:
+        return {}, {}
+    system = f"ensemble of {len(seeds)} seeds"
+    probas = {system: ensemble_proba([per_seed[s][0]["ensemble"] for s in seeds])}
+    if not (task_dir / "valid").exists():
+        return probas, {}
+    valid = {system: ensemble_proba([per_seed[s][1]["ensemble"] for s in seeds])}
+    return probas, (_add_biased(probas, valid, task_dir, score) if calibrate else {})
+
+
+def baseline_probas(baselines_dir: Path, task: str, system: str, seed: int, task_dir: Path
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(valid, test) class probabilities the baselines stage saved for a task, system and seed.
+
+    Raises StageError when they are missing (a baselines stage from before it saved them) or were scored
+    against other labels than the encode stage's (the two stages read the task files apart).
+    """
+    d = baselines_dir / "probas" / task / system / f"seed{seed}"
+    out = []
+    for role in ("valid", "test"):
+        f = d / f"proba_{role}.npy"
+        if not f.exists():
+            raise StageError(f"{f}: no saved probabilities for fusing '{system}'; rerun the baselines stage "
+                             f"(`--from baselines`) or remove it from evaluate.fuse_with")
+        if not np.array_equal(np.load(d / f"labels_{role}.npy"), np.load(task_dir / role / "labels.npy")):
+            raise StageError(f"{d}: the {role} labels differ from {task_dir / role / 'labels.npy'}; "
+                             f"the baselines and encode stages read different task files")
+        out.append(np.load(f))
+    return out[0], out[1]
+
+
+def fused_probas(test: dict[str, np.ndarray], valid: dict[str, np.ndarray], baseline: tuple[np.ndarray, np.ndarray],
+                 name: str, task_dir: Path, score: Callable[[np.ndarray, np.ndarray], float]
+                 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """`"ensemble + <name>"`: the seed's ULMFiT ensemble averaged with a baseline, weight fitted on valid."""
+    from .evaluate import fuse_proba, tune_fusion_weight
+
+    if "ensemble" not in test or "ensemble" not in valid:
+        return {}, {}
+    y_valid = np.load(task_dir / "valid" / "labels.npy")
+    w = tune_fusion_weight(valid["ensemble"], baseline[0], y_valid, score)
+    return {f"ensemble + {name}": fuse_proba(test["ensemble"], baseline[1], w)}, {f"ensemble + {name}": w}
 
 
 def evaluate(ctx: StageContext) -> dict[str, Any]:
-    """Score forward, backward and ensembled classifiers on each task's test split; plots."""
+    """Score forward, backward and ensembled classifiers on each task's test split; plots.
+
+    Besides each seed's systems: one ensemble pooling every seed's classifiers (a single row), and with
+    `evaluate.fuse_with` each seed's ensemble fused with those baselines (weights in `fusion_weights.json`).
+    """
     from .evaluate import compute_metrics, confusion
     from .plots import plot_confusion, plot_learning_curves
 
     cfg = ctx.cfg
-    records, biases = [], {}
+    records, biases, weights = [], {}, {}
     clf_dir = ctx.input("classifier")
     for name, tdir in _task_dirs(ctx).items():
         meta = read_json(tdir / "task.json")
@@ -615,23 +705,41 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
         y = np.load(tdir / "test" / "labels.npy")
         n_classes = len(meta["classes"])
         score = _metric_fn(meta["metric"], n_classes)
+
+        def add(system: str, proba: np.ndarray, seed: int | None) -> None:
+            pred = proba.argmax(1)
+            records.append(_record(name, f"ULMFiT {system}", seed, compute_metrics(y, pred, n_classes), len(y), cfg))
+            if seed == cfg.evaluate.seeds[0] and system in ("ensemble", "fwd"):
+                plot_confusion(confusion(y, pred, n_classes), meta["classes"],
+                               ctx.out / "plots" / f"confusion-{name}-{system}.png",
+                               title=f"{name}: ULMFiT {system}, seed {seed}")
+
+        per_seed = {}
         for seed in cfg.evaluate.seeds:
-            probas, seed_biases = seed_system_probas(clf_dir / name, tdir, seed, cfg.pretrain.directions,
-                                                     calibrate=cfg.classifier.calibrate, score=score)
+            probas, valid_probas, seed_biases = seed_system_probas(
+                clf_dir / name, tdir, seed, cfg.pretrain.directions, calibrate=cfg.classifier.calibrate, score=score)
+            per_seed[seed] = (probas, valid_probas)
             biases.update({f"{name}/{system}/seed{seed}": b for system, b in seed_biases.items()})
+            for baseline in cfg.evaluate.fuse_with if (tdir / "valid").exists() else []:
+                fused, w = fused_probas(probas, valid_probas,
+                                        baseline_probas(ctx.input("baselines"), name, baseline, seed, tdir),
+                                        baseline, tdir, score)
+                probas.update(fused)
+                weights.update({f"{name}/{system}/seed{seed}": v for system, v in w.items()})
             for system, proba in probas.items():
-                pred = proba.argmax(1)
-                records.append(_record(name, f"ULMFiT {system}", seed, compute_metrics(y, pred, n_classes), len(y), cfg))
-                if seed == cfg.evaluate.seeds[0] and system in ("ensemble", "fwd"):
-                    plot_confusion(confusion(y, pred, n_classes), meta["classes"],
-                                   ctx.out / "plots" / f"confusion-{name}-{system}.png",
-                                   title=f"{name}: ULMFiT {system}, seed {seed}")
+                add(system, proba, seed)
+        pooled, pooled_biases = pooled_seed_probas(per_seed, tdir, calibrate=cfg.classifier.calibrate, score=score)
+        biases.update({f"{name}/{system}/pooled": b for system, b in pooled_biases.items()})
+        for system, proba in pooled.items():
+            add(system, proba, None)
         curves = sorted((clf_dir / name).glob(f"*/seed{cfg.evaluate.seeds[0]}/history.jsonl"))
         if curves:
             plot_learning_curves(curves, ctx.out / "plots" / f"learning-{name}.png", title=f"{name} classifier")
     _write_records(ctx.out / "records.jsonl", records)
     if biases:
         write_json(ctx.out / "class_bias.json", biases)
+    if weights:
+        write_json(ctx.out / "fusion_weights.json", weights)
     return {"records": len(records)}
 
 
@@ -674,14 +782,15 @@ STAGES: list[Stage] = [
     Stage("corpus", corpus, reads=("langs", "corpus", "data.max_task_rows"), after=("fetch",), version=2),
     Stage("tokenizer", tokenizer, reads=("tokenizer", "data.max_task_rows"), after=("fetch", "corpus")),
     Stage("encode", encode, reads=("encode", "data.max_task_rows", "tasks"), after=("fetch", "corpus", "tokenizer")),
-    Stage("baselines", baselines, reads=("evaluate", "tasks", "data.max_task_rows"), after=("fetch",), version=2),
+    Stage("baselines", baselines, reads=("evaluate.seeds", "evaluate.baselines", "tasks", "data.max_task_rows"),
+          after=("fetch",), version=3),
     Stage("pretrain", pretrain, reads=("model", "pretrain", "encode"), after=("encode",)),
     Stage("finetune_lm", finetune_lm, reads=("model", "finetune_lm", "pretrain.directions"),
           after=("encode", "pretrain")),
     Stage("classifier", classifier, reads=("model", "classifier", "evaluate.seeds", "pretrain.directions"),
           after=("encode", "finetune_lm")),
-    Stage("evaluate", evaluate, reads=("evaluate.seeds", "pretrain.directions", "classifier.calibrate"),
-          after=("encode", "classifier")),
+    Stage("evaluate", evaluate, reads=("evaluate", "pretrain.directions", "classifier.calibrate"),
+          after=("encode", "classifier", "baselines"), version=2),
     Stage("table", table, reads=("reference", "tasks", "evaluate"), after=("encode", "evaluate", "baselines")),
 ]
 STAGE_NAMES = [s.name for s in STAGES]

@@ -35,8 +35,13 @@ def aggregate(records: list[dict]) -> list[dict]:
     return out
 
 
-def _system_key(system: str) -> tuple[int, str]:
-    return (SYSTEM_ORDER.index(system) if system in SYSTEM_ORDER else len(SYSTEM_ORDER), system)
+def _system_key(system: str) -> tuple[float, str]:
+    """Table order: SYSTEM_ORDER, other ULMFiT rows (pooled seeds, fusions) before the baselines, then the rest."""
+    if system in SYSTEM_ORDER:
+        return (SYSTEM_ORDER.index(system), system)
+    if system.startswith("ULMFiT "):
+        return (SYSTEM_ORDER.index("majority") - 0.5, system)
+    return (len(SYSTEM_ORDER), system)
 
 
 def _grid(records: list[dict], references: list[dict], metric_by_task: dict[str, str],
