@@ -54,19 +54,12 @@ def main() -> None:
     from ulmfit_multi.config import load_run_config
     from ulmfit_multi.errors import StageError
     from ulmfit_multi.evaluate import compute_metrics
-    from ulmfit_multi.pipeline import (
-        _metric_fn,
-        baseline_probas,
-        fused_probas,
-        pooled_seed_probas,
-        read_json,
-        seed_system_probas,
-    )
+    from ulmfit_multi.pipeline import _metric_fn, read_json, task_system_probas
     from ulmfit_multi.tables import aggregate
 
     cfg = load_run_config(args.run)
     clf = classifier_output(args.run, cfg)
-    baselines_dir = next(iter(sorted(args.run.glob("[0-9][0-9]-baselines"))), None)
+    baselines_dir = next(iter(sorted(args.run.glob("[0-9][0-9]-baselines"))), args.run / "05-baselines")
     print(f"classifier output: {clf}\n")
     print("| task | system | seeds finished | test metric, mean ± sd | per seed |")
     print("|---|---|---|---|---|")
@@ -79,28 +72,21 @@ def main() -> None:
         metric, n_classes = meta["metric"], len(meta["classes"])
         score = _metric_fn(metric, n_classes)
         y = np.load(tdir / "test" / "labels.npy")
-        records, per_seed = [], {}  # records as the evaluate stage writes them, for the tables' `aggregate`
-        for seed in cfg.evaluate.seeds:
-            probas, valid_probas, _ = seed_system_probas(clf / t.name, tdir, seed, cfg.pretrain.directions,
-                                                         calibrate=cfg.classifier.calibrate, score=score)
-            per_seed[seed] = (probas, valid_probas)
-            for baseline in cfg.evaluate.fuse_with if (tdir / "valid").exists() else []:
-                try:
-                    saved = baseline_probas(baselines_dir or args.run / "05-baselines", t.name, baseline, seed, tdir)
-                except StageError as e:
-                    notes.append(f"no '{baseline}' fusion: {e}")
-                    continue
-                probas.update(fused_probas(probas, valid_probas, saved, baseline, tdir, score)[0])
-            records += [{"task": t.name, "system": f"ULMFiT {system}", "seed": seed,
-                         "metrics": compute_metrics(y, proba.argmax(1), n_classes)} for system, proba in probas.items()]
-        pooled, _ = pooled_seed_probas(per_seed, tdir, calibrate=cfg.classifier.calibrate, score=score)
-        records += [{"task": t.name, "system": f"ULMFiT {system}", "seed": "pooled",
-                     "metrics": compute_metrics(y, proba.argmax(1), n_classes)} for system, proba in pooled.items()]
+        try:
+            by_seed, _, _ = task_system_probas(cfg, clf / t.name, tdir, baselines_dir, score=score,
+                                               fuse_with=cfg.evaluate.fuse_with)
+        except StageError as e:  # a baselines stage from before it saved probabilities: the rest still shows
+            notes.append(f"no fusion rows: {e}")
+            by_seed, _, _ = task_system_probas(cfg, clf / t.name, tdir, baselines_dir, score=score, fuse_with=())
+        # records as the evaluate stage writes them, for the tables' `aggregate`
+        records = [{"task": t.name, "system": f"ULMFiT {system}", "seed": "pooled" if seed is None else seed,
+                    "metrics": compute_metrics(y, proba.argmax(1), n_classes)}
+                   for seed, probas in by_seed.items() for system, proba in probas.items()]
         for row in aggregate(records):
-            per_seed_cells = ", ".join(f"{r['seed']}: {100 * r['metrics'][metric]:.2f}" for r in records
+            per_seed = ", ".join(f"{r['seed']}: {100 * r['metrics'][metric]:.2f}" for r in records
                                        if r["system"] == row["system"])
             print(f"| {t.name} | {row['system']} | {row['n_seeds']} of {len(cfg.evaluate.seeds)} | "
-                  f"{metric} {100 * row['mean'][metric]:.2f} ± {100 * row['std'][metric]:.2f} | {per_seed_cells} |")
+                  f"{metric} {100 * row['mean'][metric]:.2f} ± {100 * row['std'][metric]:.2f} | {per_seed} |")
     for note in dict.fromkeys(notes):
         print(f"\n{note}")
 

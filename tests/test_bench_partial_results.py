@@ -55,6 +55,12 @@ def test_partial_results_match_evaluate_and_read_a_running_stage(tiny_setup: dic
     assert "1: " not in rows["ULMFiT ensemble + tfidf-lr"][2]
     assert not any("seeds" in system for system in rows)  # one seed's ensemble left: nothing to pool
 
+    # a baselines stage from before it saved probabilities: no fusion rows, a note, the rest as before
+    shutil.rmtree(next(run.glob("*-baselines")).resolve() / "probas")
+    old = subprocess.run([sys.executable, str(SCRIPT), str(run)], capture_output=True, text=True, timeout=300)
+    assert old.returncode == 0 and "no fusion rows" in old.stdout and "no saved probabilities" in old.stdout
+    assert "ULMFiT ensemble + tfidf-lr" not in old.stdout and "| tiny-sent | ULMFiT ensemble |" in old.stdout
+
     shutil.rmtree(partial)
     gone = subprocess.run([sys.executable, str(SCRIPT), str(run)], capture_output=True, text=True, timeout=300)
     assert gone.returncode != 0 and "no classifier stage output" in gone.stderr

@@ -686,6 +686,34 @@ def fused_probas(test: dict[str, np.ndarray], valid: dict[str, np.ndarray], base
     return {f"ensemble + {name}": fuse_proba(test["ensemble"], baseline[1], w)}, {f"ensemble + {name}": w}
 
 
+def task_system_probas(cfg: Config, clf_task_dir: Path, task_dir: Path, baselines_dir: Path, *,
+                       score: Callable[[np.ndarray, np.ndarray], float], fuse_with: Sequence[str]
+                       ) -> tuple[dict[int | None, dict[str, np.ndarray]], dict[str, list[float]], dict[str, float]]:
+    """Every system's test probabilities for one task: per seed, and under key None the pooled-seed ensemble.
+
+    Per seed `seed_system_probas`, then each seed's ensemble fused with the `fuse_with` baselines (when the
+    task has a valid split), then `pooled_seed_probas`. Also returns the valid-tuned offsets and the fusion
+    weights, keyed `"<system>/seed<seed>"` (`"<system>/pooled"` for the pooled ensemble's offsets). The
+    evaluate stage and `bench/partial_results.py` both score these.
+    """
+    by_seed, per_seed, biases, weights = {}, {}, {}, {}
+    for seed in cfg.evaluate.seeds:
+        probas, valid_probas, seed_biases = seed_system_probas(
+            clf_task_dir, task_dir, seed, cfg.pretrain.directions, calibrate=cfg.classifier.calibrate, score=score)
+        per_seed[seed] = (probas, valid_probas)
+        biases.update({f"{system}/seed{seed}": b for system, b in seed_biases.items()})
+        for baseline in fuse_with if (task_dir / "valid").exists() else []:
+            saved = baseline_probas(baselines_dir, task_dir.name, baseline, seed, task_dir)
+            fused, w = fused_probas(probas, valid_probas, saved, baseline, task_dir, score)
+            probas.update(fused)
+            weights.update({f"{system}/seed{seed}": v for system, v in w.items()})
+        by_seed[seed] = probas
+    pooled, pooled_biases = pooled_seed_probas(per_seed, task_dir, calibrate=cfg.classifier.calibrate, score=score)
+    biases.update({f"{system}/pooled": b for system, b in pooled_biases.items()})
+    by_seed[None] = pooled
+    return by_seed, biases, weights
+
+
 def evaluate(ctx: StageContext) -> dict[str, Any]:
     """Score forward, backward and ensembled classifiers on each task's test split; plots.
 
@@ -714,24 +742,13 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
                                ctx.out / "plots" / f"confusion-{name}-{system}.png",
                                title=f"{name}: ULMFiT {system}, seed {seed}")
 
-        per_seed = {}
-        for seed in cfg.evaluate.seeds:
-            probas, valid_probas, seed_biases = seed_system_probas(
-                clf_dir / name, tdir, seed, cfg.pretrain.directions, calibrate=cfg.classifier.calibrate, score=score)
-            per_seed[seed] = (probas, valid_probas)
-            biases.update({f"{name}/{system}/seed{seed}": b for system, b in seed_biases.items()})
-            for baseline in cfg.evaluate.fuse_with if (tdir / "valid").exists() else []:
-                fused, w = fused_probas(probas, valid_probas,
-                                        baseline_probas(ctx.input("baselines"), name, baseline, seed, tdir),
-                                        baseline, tdir, score)
-                probas.update(fused)
-                weights.update({f"{name}/{system}/seed{seed}": v for system, v in w.items()})
+        by_seed, task_biases, task_weights = task_system_probas(
+            cfg, clf_dir / name, tdir, ctx.input("baselines"), score=score, fuse_with=cfg.evaluate.fuse_with)
+        biases.update({f"{name}/{k}": b for k, b in task_biases.items()})
+        weights.update({f"{name}/{k}": w for k, w in task_weights.items()})
+        for seed, probas in by_seed.items():
             for system, proba in probas.items():
                 add(system, proba, seed)
-        pooled, pooled_biases = pooled_seed_probas(per_seed, tdir, calibrate=cfg.classifier.calibrate, score=score)
-        biases.update({f"{name}/{system}/pooled": b for system, b in pooled_biases.items()})
-        for system, proba in pooled.items():
-            add(system, proba, None)
         curves = sorted((clf_dir / name).glob(f"*/seed{cfg.evaluate.seeds[0]}/history.jsonl"))
         if curves:
             plot_learning_curves(curves, ctx.out / "plots" / f"learning-{name}.png", title=f"{name} classifier")
