@@ -17,7 +17,7 @@ from ulmfit_multi.stages import RunResult, StageResult
 
 STAGE_COMMANDS = ["fetch", "corpus", "tokenizer", "encode", "baselines", "pretrain", "finetune-lm", "classifier",
                   "evaluate", "table"]
-OTHER_COMMANDS = ["recipe", "langs", "recipes", "status", "predict"]
+OTHER_COMMANDS = ["recipe", "langs", "recipes", "status", "predict", "compare"]
 
 runner = CliRunner()
 

@@ -5,6 +5,7 @@
     ulmfit-multi pretrain mr --preset cpu            # one stage (and what it needs)
     ulmfit-multi status mr --preset smoke
     ulmfit-multi predict RUN_DIR "text" ...
+    ulmfit-multi compare BASE_RUN OTHER_RUN           # an ablation, seed by seed
 """
 
 from __future__ import annotations
@@ -221,6 +222,22 @@ def table(
     written = gather_runs(runs, out, title=title)
     for kind, path in written.items():
         typer.echo(f"{kind}: {path}")
+
+
+@app.command()
+@user_errors
+def compare(
+    base: Annotated[Path, typer.Argument(help="The reference run folder (work/runs/<recipe>-<preset>...).")],
+    other: Annotated[Path, typer.Argument(help="The run to compare with it, e.g. an ablation.")],
+    out: Annotated[Optional[Path], typer.Option(help="Also write the Markdown report here.")] = None,
+) -> None:
+    """Compare two finished runs seed by seed: config differences and paired score differences."""
+    from .compare import compare_runs, write_comparison
+
+    comparison = compare_runs(base, other)
+    typer.echo(comparison.to_markdown(), nl=False)
+    if out is not None:
+        typer.echo(f"written: {write_comparison(comparison, out)}")
 
 
 @app.command()

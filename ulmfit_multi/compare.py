@@ -1,0 +1,178 @@
+"""Compare two runs seed by seed: what an ablation changed (the `ulmfit-multi compare` command).
+
+An ablation is the same recipe run twice with one thing changed (`--set corpus.synthetic.enabled=false`).
+The two runs often differ in seeds too (a costly ablation run with fewer seeds), so every system is compared
+only on the seeds both runs scored, as paired differences (other - base) per seed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_write, read_json
+from .errors import StageError
+from .tables_gather import _find_stage
+
+# Keys that say where a run came from, not what it computed.
+_NOT_CONFIG = {"source_file", "overrides"}
+_ABSENT = object()  # a key one resolved config lacks
+
+
+@dataclass
+class Row:
+    """One task and system scored in both runs, on the seeds they share (None: a seedless system)."""
+
+    task: str
+    system: str
+    metric: str
+    seeds: list[int | None]
+    base: list[float]  # per seed, as fractions
+    other: list[float]
+    base_only_seeds: list[int | None] = field(default_factory=list)
+    other_only_seeds: list[int | None] = field(default_factory=list)
+
+    @property
+    def diffs(self) -> list[float]:
+        """other - base, per shared seed."""
+        return [o - b for b, o in zip(self.base, self.other)]
+
+    @property
+    def mean_diff(self) -> float:
+        """The mean paired difference."""
+        return statistics.fmean(self.diffs)
+
+
+@dataclass
+class Comparison:
+    """Two runs side by side: their config differences and the paired per-seed scores."""
+
+    base: Path
+    other: Path
+    config_diff: list[tuple[str, Any, Any]]
+    rows: list[Row]
+    unmatched: list[str]  # "task / system: only in base" and the like
+    describe: dict[str, str] = field(default_factory=dict)  # run folder -> recipe, preset, code version
+
+    def to_markdown(self) -> str:
+        """A Markdown report: both runs, their config differences, and one row per task and system."""
+        lines = [f"## {self.other.name} against {self.base.name}", "",
+                 f"- base: `{self.base}` ({self.describe.get(str(self.base), '')})",
+                 f"- other: `{self.other}` ({self.describe.get(str(self.other), '')})",
+                 "- config differences (base -> other):"]
+        lines += [f"  - `{key}`: {_show(a)} -> {_show(b)}" for key, a, b in self.config_diff] or ["  - none"]
+        lines += ["", "| task | system | seeds compared | base | other | other - base | per seed |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in self.rows:
+            seeds = ", ".join("-" if s is None else str(s) for s in r.seeds)
+            diff = f"{100 * r.mean_diff:+.2f}"
+            if len(r.diffs) > 1:
+                diff += f" ± {100 * statistics.stdev(r.diffs):.2f}"
+            per_seed = ", ".join(f"{100 * d:+.2f}" for d in r.diffs) if len(r.diffs) > 1 else ""
+            lines.append(f"| {r.task} | {r.system} | {seeds} | {_pct(r.base)} | {_pct(r.other)} | {diff} | {per_seed} |")
+        lines += ["", "Test split, each task's metric in percent; base and other are means over the seeds compared; "
+                  "other - base is the mean paired difference (± its sample std over seeds)."]
+        skipped = sorted({s for r in self.rows for s in r.base_only_seeds + r.other_only_seeds if s is not None})
+        if skipped:
+            lines.append(f"Seeds scored in one run only, left out of the comparison: {', '.join(map(str, skipped))}.")
+        if self.unmatched:
+            lines += ["", "Not in both runs:"] + [f"- {u}" for u in self.unmatched]
+        return "\n".join(lines) + "\n"
+
+
+def _show(value: Any) -> str:
+    return "(absent)" if value is _ABSENT else f"`{value!r}`"
+
+
+def _pct(values: list[float]) -> str:
+    return f"{100 * statistics.fmean(values):.2f}"
+
+
+def _seeds(scores: dict[int | None, float]) -> str:
+    return "seeds " + ", ".join("-" if s is None else str(s) for s in scores)
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested tables as dotted keys (`corpus.synthetic.enabled`); lists stay values."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def config_differences(base: dict[str, Any], other: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(key, base value, other value) for every resolved-config key that differs, `runtime.*` left out."""
+    a, b = flatten(base), flatten(other)
+    keys = sorted(set(a) | set(b))
+    return [(k, a.get(k, _ABSENT), b.get(k, _ABSENT)) for k in keys
+            if k not in _NOT_CONFIG and not k.startswith("runtime.") and a.get(k, _ABSENT) != b.get(k, _ABSENT)]
+
+
+def _read_run(run: Path) -> tuple[dict[str, Any], dict[tuple[str, str], dict[int | None, float]], str]:
+    """A run's resolved config, its test scores {(task, system): {seed: score}} and a one-line description."""
+    from .pipeline import read_records
+
+    if not (run / "config.resolved.toml").exists():
+        raise StageError(f"{run}: not a run folder (no config.resolved.toml)")
+    cfg = tomllib.loads((run / "config.resolved.toml").read_text(encoding="utf-8"))
+    evaluate = _find_stage(run, "evaluate")
+    if evaluate is None or not (evaluate / "records.jsonl").exists():
+        raise StageError(f"{run}: stage 'evaluate' has not finished in this run; run the recipe first "
+                         "(bench/partial_results.py scores a classifier stage still running)")
+    metric_by_task = {t["name"]: t.get("metric", "accuracy") for t in cfg.get("tasks", [])}
+    records = read_records(evaluate / "records.jsonl")
+    baselines = _find_stage(run, "baselines")
+    if baselines is not None and (baselines / "records.jsonl").exists():
+        records += read_records(baselines / "records.jsonl")
+    scores: dict[tuple[str, str], dict[int | None, float]] = {}
+    for rec in records:
+        if rec.get("split", "test") != "test":
+            continue
+        metric = metric_by_task.get(rec["task"], "accuracy")
+        if metric not in rec["metrics"]:
+            raise StageError(f"{run}: a record of {rec['task']} / {rec['system']} has no {metric!r}")
+        scores.setdefault((rec["task"], rec["system"]), {})[rec.get("seed")] = rec["metrics"][metric]
+    env = read_json(run / "run.json").get("environment", {}) if (run / "run.json").exists() else {}
+    commit = (env.get("git_commit") or "no git")[:7]
+    described = f"{cfg.get('recipe', {}).get('name', '?')}, preset {cfg.get('preset', '?')}, code {commit}"
+    return cfg, scores, described
+
+
+def compare_runs(base: str | Path, other: str | Path) -> Comparison:
+    """Pair two finished runs' test scores by task, system and seed, and list their config differences."""
+    base, other = Path(base), Path(other)
+    base_cfg, base_scores, base_desc = _read_run(base)
+    other_cfg, other_scores, other_desc = _read_run(other)
+    metric_by_task = {t["name"]: t.get("metric", "accuracy") for t in base_cfg.get("tasks", [])}
+    rows, unmatched = [], []
+    keys = list(base_scores) + [k for k in other_scores if k not in base_scores]
+    tasks = list(dict.fromkeys(task for task, _ in keys))
+    for key in sorted(keys, key=lambda k: tasks.index(k[0])):  # grouped by task, each run's system order kept
+        task, system = key
+        a, b = base_scores.get(key, {}), other_scores.get(key, {})
+        shared = [s for s in a if s in b]
+        if not shared:
+            unmatched.append(f"{task} / {system}: " + ("only in other" if not a else "only in base" if not b else
+                                                       f"no seed scored in both ({_seeds(a)} vs {_seeds(b)})"))
+            continue
+        rows.append(Row(task, system, metric_by_task.get(task, "accuracy"), shared,
+                        [a[s] for s in shared], [b[s] for s in shared],
+                        base_only_seeds=[s for s in a if s not in b], other_only_seeds=[s for s in b if s not in a]))
+    return Comparison(base, other, config_differences(base_cfg, other_cfg), rows, unmatched,
+                      describe={str(base): base_desc, str(other): other_desc})
+
+
+def write_comparison(comparison: Comparison, out: str | Path) -> Path:
+    """Write the Markdown report (atomically: a temp name, then rename)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out) as f:
+        f.write(comparison.to_markdown())
+    return out
