@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ulmfit_multi.compare import compare_runs
 from ulmfit_multi.pipeline import read_records, run_recipe
 
 from test_pipeline import tiny_setup  # noqa: F401 (fixture shared with the pipeline tests)
@@ -54,6 +55,13 @@ def test_partial_results_match_evaluate_and_read_a_running_stage(tiny_setup: dic
     assert "1: " not in rows["ULMFiT ensemble"][2]
     assert "1: " not in rows["ULMFiT ensemble + tfidf-lr"][2]
     assert not any("seeds" in system for system in rows)  # one seed's ensemble left: nothing to pool
+    # `ulmfit-multi compare` reads the same running stage when the evaluate stage has not run: paired on the seeds finished
+    os.unlink(next(run.glob("*-evaluate")))
+    compared = {r.system: r for r in compare_runs(run, run).rows}
+    assert compared["ULMFiT fwd"].seeds == [0, 1] and compared["ULMFiT bwd"].seeds == [0]
+    assert compared["ULMFiT bwd"].base == [r["metrics"][compared["ULMFiT bwd"].metric] for r in records
+                                           if r["system"] == "ULMFiT bwd" and r["seed"] == 0]
+    assert "partial: evaluate not run yet" in compare_runs(run, run).to_markdown()
 
     # a baselines stage from before it saved probabilities: no fusion rows, a note, the rest as before
     shutil.rmtree(next(run.glob("*-baselines")).resolve() / "probas")

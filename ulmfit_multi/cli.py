@@ -231,7 +231,7 @@ def compare(
     other: Annotated[Path, typer.Argument(help="The run to compare with it, e.g. an ablation.")],
     out: Annotated[Optional[Path], typer.Option(help="Also write the Markdown report here.")] = None,
 ) -> None:
-    """Compare two finished runs seed by seed: config differences and paired score differences."""
+    """Compare two runs seed by seed (a run still training: its finished classifiers): config and score differences."""
     from .compare import compare_runs, write_comparison
 
     comparison = compare_runs(base, other)

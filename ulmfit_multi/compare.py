@@ -2,7 +2,8 @@
 
 An ablation is the same recipe run twice with one thing changed (`--set corpus.synthetic.enabled=false`).
 The two runs often differ in seeds too (a costly ablation run with fewer seeds), so every system is compared
-only on the seeds both runs scored, as paired differences (other - base) per seed.
+only on the seeds both runs scored, as paired differences (other - base) per seed. A run whose `evaluate`
+stage has not run yet contributes the classifiers finished so far (`partial.partial_records`).
 """
 
 from __future__ import annotations
@@ -123,11 +124,18 @@ def _read_run(run: Path) -> tuple[dict[str, Any], dict[tuple[str, str], dict[int
         raise StageError(f"{run}: not a run folder (no config.resolved.toml)")
     cfg = tomllib.loads((run / "config.resolved.toml").read_text(encoding="utf-8"))
     evaluate = _find_stage(run, "evaluate")
-    if evaluate is None or not (evaluate / "records.jsonl").exists():
-        raise StageError(f"{run}: stage 'evaluate' has not finished in this run; run the recipe first "
-                         "(bench/partial_results.py scores a classifier stage still running)")
+    partial = ""
+    if evaluate is not None and (evaluate / "records.jsonl").exists():
+        records = read_records(evaluate / "records.jsonl")
+    else:  # the classifiers finished so far, scored as the evaluate stage will
+        from .partial import partial_records
+
+        try:
+            records, _, _ = partial_records(run)
+        except StageError as e:
+            raise StageError(f"{run}: stage 'evaluate' has not finished, and {str(e).removeprefix(f'{run}: ')}") from None
+        partial = ", partial: evaluate not run yet, ULMFiT rows from the classifiers finished so far"
     metric_by_task = {t["name"]: t.get("metric", "accuracy") for t in cfg.get("tasks", [])}
-    records = read_records(evaluate / "records.jsonl")
     baselines = _find_stage(run, "baselines")
     if baselines is not None and (baselines / "records.jsonl").exists():
         records += read_records(baselines / "records.jsonl")
@@ -141,12 +149,12 @@ def _read_run(run: Path) -> tuple[dict[str, Any], dict[tuple[str, str], dict[int
         scores.setdefault((rec["task"], rec["system"]), {})[rec.get("seed")] = rec["metrics"][metric]
     env = read_json(run / "run.json").get("environment", {}) if (run / "run.json").exists() else {}
     commit = (env.get("git_commit") or "no git")[:7]
-    described = f"{cfg.get('recipe', {}).get('name', '?')}, preset {cfg.get('preset', '?')}, code {commit}"
+    described = f"{cfg.get('recipe', {}).get('name', '?')}, preset {cfg.get('preset', '?')}, code {commit}{partial}"
     return cfg, scores, described
 
 
 def compare_runs(base: str | Path, other: str | Path) -> Comparison:
-    """Pair two finished runs' test scores by task, system and seed, and list their config differences."""
+    """Pair two runs' test scores by task, system and seed, and list their config differences."""
     base, other = Path(base), Path(other)
     base_cfg, base_scores, base_desc = _read_run(base)
     other_cfg, other_scores, other_desc = _read_run(other)
