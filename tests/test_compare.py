@@ -70,7 +70,7 @@ def test_paired_differences_use_only_the_seeds_both_runs_scored(tmp_path):
     keys = [k for k, _, _ in comparison.config_diff]
     assert keys == ["corpus.synthetic.enabled", "evaluate.seeds"]  # not source_file, not runtime.device
     md = comparison.to_markdown()
-    assert "| f20 | ULMFiT ensemble | 0, 1 | 69.00 | 65.50 | -3.50 ± 0.71 | -3.00, -4.00 |" in md
+    assert "| f20 (w-F1) | ULMFiT ensemble | 0, 1 | 69.00 | 65.50 | -3.50 ± 0.71 | -3.00, -4.00 |" in md
     assert "`corpus.synthetic.enabled`: `True` -> `False`" in md
     assert "left out of the comparison: 2." in md
 
@@ -90,7 +90,7 @@ def test_cli_prints_the_report_and_writes_it(tmp_path):
     out = tmp_path / "reports" / "ablation.md"
     result = CliRunner().invoke(app, ["compare", str(base), str(other), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "| f20 | ULMFiT fwd | 0 | 60.00 | 62.00 | +2.00 |  |" in result.output
+    assert "| f20 (w-F1) | ULMFiT fwd | 0 | 60.00 | 62.00 | +2.00 |  |" in result.output
     assert out.read_text() in result.output
     bad = CliRunner().invoke(app, ["compare", str(base), str(tmp_path / "missing")])
     assert bad.exit_code == 2 and "missing: not a run folder" in bad.output

@@ -16,6 +16,7 @@ from typing import Any
 
 from .atomic import atomic_write, read_json
 from .errors import StageError
+from .tables import METRIC_SHORT
 from .tables_gather import _find_stage
 
 # Keys that say where a run came from, not what it computed.
@@ -73,8 +74,8 @@ class Comparison:
             if len(r.diffs) > 1:
                 diff += f" ± {100 * statistics.stdev(r.diffs):.2f}"
             per_seed = ", ".join(f"{100 * d:+.2f}" for d in r.diffs) if len(r.diffs) > 1 else ""
-            lines.append(f"| {r.task} | {r.system} | {seeds} | {_pct(r.base)} | {_pct(r.other)} | {diff} | {per_seed} |")
-        lines += ["", "Test split, each task's metric in percent; base and other are means over the seeds compared; "
+            lines.append(f"| {r.task} ({METRIC_SHORT.get(r.metric, r.metric)}) | {r.system} | {seeds} | {_pct(r.base)} | {_pct(r.other)} | {diff} | {per_seed} |")
+        lines += ["", "Test split, the task's metric in percent; base and other are means over the seeds compared; "
                   "other - base is the mean paired difference (± its sample std over seeds)."]
         skipped = sorted({s for r in self.rows for s in r.base_only_seeds + r.other_only_seeds if s is not None})
         if skipped:
