@@ -9,15 +9,14 @@ stage has not run yet contributes the classifiers finished so far (`partial.part
 from __future__ import annotations
 
 import statistics
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write, read_json
+from .atomic import atomic_write
 from .errors import StageError
 from .tables import METRIC_SHORT
-from .tables_gather import _find_stage
+from .tables_gather import read_run_folder, stage_records
 
 # Keys that say where a run came from, not what it computed.
 _NOT_CONFIG = {"source_file", "overrides"}
@@ -57,13 +56,14 @@ class Comparison:
     config_diff: list[tuple[str, Any, Any]]
     rows: list[Row]
     unmatched: list[str]  # "task / system: only in base" and the like
-    describe: dict[str, str] = field(default_factory=dict)  # run folder -> recipe, preset, code version
+    base_about: str = ""  # recipe, preset, code version (and whether partial) of each run
+    other_about: str = ""
 
     def to_markdown(self) -> str:
         """A Markdown report: both runs, their config differences, and one row per task and system."""
         lines = [f"## {self.other.name} against {self.base.name}", "",
-                 f"- base: `{self.base}` ({self.describe.get(str(self.base), '')})",
-                 f"- other: `{self.other}` ({self.describe.get(str(self.other), '')})",
+                 f"- base: `{self.base}` ({self.base_about})",
+                 f"- other: `{self.other}` ({self.other_about})",
                  "- config differences (base -> other):"]
         lines += [f"  - `{key}`: {_show(a)} -> {_show(b)}" for key, a, b in self.config_diff] or ["  - none"]
         lines += ["", "| task | system | seeds compared | base | other | other - base | per seed |",
@@ -119,16 +119,10 @@ def config_differences(base: dict[str, Any], other: dict[str, Any]) -> list[tupl
 
 def _read_run(run: Path) -> tuple[dict[str, Any], dict[tuple[str, str], dict[int | None, float]], str]:
     """A run's resolved config, its test scores {(task, system): {seed: score}} and a one-line description."""
-    from .pipeline import read_records
-
-    if not (run / "config.resolved.toml").exists():
-        raise StageError(f"{run}: not a run folder (no config.resolved.toml)")
-    cfg = tomllib.loads((run / "config.resolved.toml").read_text(encoding="utf-8"))
-    evaluate = _find_stage(run, "evaluate")
+    cfg, env = read_run_folder(run)
+    records = stage_records(run, "evaluate")
     partial = ""
-    if evaluate is not None and (evaluate / "records.jsonl").exists():
-        records = read_records(evaluate / "records.jsonl")
-    else:  # the classifiers finished so far, scored as the evaluate stage will
+    if records is None:  # the classifiers finished so far, scored as the evaluate stage will
         from .partial import partial_records
 
         try:
@@ -137,9 +131,7 @@ def _read_run(run: Path) -> tuple[dict[str, Any], dict[tuple[str, str], dict[int
             raise StageError(f"{run}: stage 'evaluate' has not finished, and {str(e).removeprefix(f'{run}: ')}") from None
         partial = ", partial: evaluate not run yet, ULMFiT rows from the classifiers finished so far"
     metric_by_task = {t["name"]: t.get("metric", "accuracy") for t in cfg.get("tasks", [])}
-    baselines = _find_stage(run, "baselines")
-    if baselines is not None and (baselines / "records.jsonl").exists():
-        records += read_records(baselines / "records.jsonl")
+    records += stage_records(run, "baselines") or []
     scores: dict[tuple[str, str], dict[int | None, float]] = {}
     for rec in records:
         if rec.get("split", "test") != "test":
@@ -148,7 +140,6 @@ def _read_run(run: Path) -> tuple[dict[str, Any], dict[tuple[str, str], dict[int
         if metric not in rec["metrics"]:
             raise StageError(f"{run}: a record of {rec['task']} / {rec['system']} has no {metric!r}")
         scores.setdefault((rec["task"], rec["system"]), {})[rec.get("seed")] = rec["metrics"][metric]
-    env = read_json(run / "run.json").get("environment", {}) if (run / "run.json").exists() else {}
     commit = (env.get("git_commit") or "no git")[:7]
     described = f"{cfg.get('recipe', {}).get('name', '?')}, preset {cfg.get('preset', '?')}, code {commit}{partial}"
     return cfg, scores, described
@@ -175,7 +166,7 @@ def compare_runs(base: str | Path, other: str | Path) -> Comparison:
                         [a[s] for s in shared], [b[s] for s in shared],
                         base_only_seeds=[s for s in a if s not in b], other_only_seeds=[s for s in b if s not in a]))
     return Comparison(base, other, config_differences(base_cfg, other_cfg), rows, unmatched,
-                      describe={str(base): base_desc, str(other): other_desc})
+                      base_about=base_desc, other_about=other_desc)
 
 
 def write_comparison(comparison: Comparison, out: str | Path) -> Path:

@@ -9,6 +9,23 @@ from .atomic import read_json
 from .errors import StageError
 
 
+def read_run_folder(run: Path) -> tuple[dict, dict]:
+    """A run folder's resolved config (TOML data) and the environment its `run.json` records."""
+    if not (run / "config.resolved.toml").exists():
+        raise StageError(f"{run}: not a run folder (no config.resolved.toml)")
+    cfg = tomllib.loads((run / "config.resolved.toml").read_text(encoding="utf-8"))
+    env = read_json(run / "run.json").get("environment", {}) if (run / "run.json").exists() else {}
+    return cfg, env
+
+
+def stage_records(run: Path, stage: str) -> list[dict] | None:
+    """The result records a finished stage (`evaluate`, `baselines`) of a run wrote; None when it has not."""
+    from .pipeline import read_records
+
+    found = _find_stage(run, stage)
+    return read_records(found / "records.jsonl") if found is not None and (found / "records.jsonl").exists() else None
+
+
 def _find_stage(run_dir: Path, stage: str) -> Path | None:
     """The stage folder `NN-<stage>` of a run folder, if the run has one."""
     hits = sorted(run_dir.glob(f"[0-9][0-9]-{stage}"))
@@ -27,7 +44,6 @@ def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -
     """Read evaluate + baselines records and references from each run folder; write MD/CSV/JSON/LaTeX.
 
     A run with only its baselines finished contributes those rows."""
-    from .pipeline import read_records
     from .stages import environment
     from .tables import write_tables
 
@@ -38,17 +54,13 @@ def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -
     unavailable: dict[str, str] = {}
     for run in runs:
         run = Path(run)
-        if not (run / "config.resolved.toml").exists():
-            raise StageError(f"{run}: not a run folder (no config.resolved.toml)")
-        cfg = tomllib.loads((run / "config.resolved.toml").read_text(encoding="utf-8"))
+        cfg, run_env = read_run_folder(run)
         presets.append(f"{cfg['recipe']['name']}:{cfg['preset']}")
-        dirs = [d for d in (_find_stage(run, s) for s in ("evaluate", "baselines"))
-                if d is not None and (d / "records.jsonl").exists()]
-        if not dirs:
+        found = [r for r in (stage_records(run, s) for s in ("evaluate", "baselines")) if r is not None]
+        if not found:
             raise StageError(f"{run}: neither 'evaluate' nor 'baselines' has finished in this run; run the recipe first")
-        for d in dirs:
-            records += read_records(d / "records.jsonl")
-        run_env = read_json(run / "run.json").get("environment", {}) if (run / "run.json").exists() else {}
+        for stage_recs in found:
+            records += stage_recs
         hardware.append(f"{run_env.get('cuda') or 'CPU'}, {run_env.get('cpu_count', '?')} cores")
         commits.append(f"ulmfit_multi {run_env.get('ulmfit_multi', '?')} ({run_env.get('git_commit') or 'no git'})")
         unavailable.update(_unavailable_tasks(run, cfg))
