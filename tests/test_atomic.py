@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from ulmfit_multi.atomic import atomic_dir, atomic_write, read_json, sha256_file, write_json
+from ulmfit_multi.atomic import atomic_write, read_json, sha256_file, write_json
 
 
 def test_atomic_write_publishes_on_success(tmp_path):
@@ -43,26 +43,6 @@ def test_atomic_write_exception_keeps_the_previous_version(tmp_path):
             raise KeyboardInterrupt
     assert path.read_text(encoding="utf-8") == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
-
-
-def test_atomic_dir_publishes_on_success_and_replaces(tmp_path):
-    path = tmp_path / "d"
-    path.mkdir()
-    (path / "stale.txt").write_text("x")
-    with atomic_dir(path) as tmp:
-        (tmp / "a.txt").write_text("a")
-        assert not (path / "a.txt").exists()
-    assert sorted(p.name for p in path.iterdir()) == ["a.txt"]
-    assert [p.name for p in tmp_path.iterdir()] == ["d"]
-
-
-def test_atomic_dir_exception_leaves_nothing(tmp_path):
-    path = tmp_path / "d"
-    with pytest.raises(ValueError):
-        with atomic_dir(path) as tmp:
-            (tmp / "a.txt").write_text("a")
-            raise ValueError
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_write_json_read_json_round_trip(tmp_path):

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from ulmfit_multi.compare import compare_runs
-from ulmfit_multi.pipeline import read_records, run_recipe
+from ulmfit_multi.pipeline import run_recipe
+from ulmfit_multi.runfolder import read_records
 
 from test_pipeline import tiny_setup  # noqa: F401 (fixture shared with the pipeline tests)
 

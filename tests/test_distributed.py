@@ -17,6 +17,7 @@ import pytest
 
 from ulmfit_multi.distributed import (
     ProgressBoard,
+    board_forwarder,
     clear_stale_locks,
     collect,
     error_text,
@@ -30,15 +31,16 @@ from ulmfit_multi.stages import RunResult, StageResult
 # ------------------------------------------------------------------ a stand-in for run_recipe
 
 
-def fake_runner(lang, *, preset, overrides, mirror, data_dir, work_dir, until, progress):
+def fake_runner(lang, *, preset, overrides, mirror, data_dir, work_dir, until, progress, on_event=None):
     """Counts `steps` steps, checkpointing each one to <work_dir>/ckpt/<lang>.json; resumes from it.
 
     overrides: {"steps": n, "step_seconds": s, "fail": [langs that always raise]}.
-    Every try appends {node, start_step} to <work_dir>/tries/<lang>.jsonl.
+    Every try appends {node, start_step} to <work_dir>/tries/<lang>.jsonl. Reports through `on_event` as
+    run_recipe does: the pretrain stage starting (and failing), and each step as an epoch of `steps`.
     """
-    import logging
-
     import ray
+
+    emit = on_event or (lambda event: None)
 
     o = overrides or {}
     work = Path(work_dir)
@@ -49,8 +51,9 @@ def fake_runner(lang, *, preset, overrides, mirror, data_dir, work_dir, until, p
     step = json.loads(ckpt.read_text())["step"] if ckpt.exists() else 0
     with open(work / "tries" / f"{lang}.jsonl", "a") as f:
         f.write(json.dumps({"node": node, "start_step": step, "pid": os.getpid()}) + "\n")
-    logging.getLogger("ulmfit_multi").info("[06 pretrain] run fake%s", lang)
+    emit({"event": "stage", "stage": "pretrain", "status": "run"})
     if lang in o.get("fail", []):
+        emit({"event": "stage", "stage": "pretrain", "status": "failed", "error": "RuntimeError: broken"})
         raise RuntimeError(f"corpus for {lang} is broken")
     while step < o.get("steps", 4):
         time.sleep(o.get("step_seconds", 0.2))
@@ -58,6 +61,9 @@ def fake_runner(lang, *, preset, overrides, mirror, data_dir, work_dir, until, p
         tmp = ckpt.with_suffix(".tmp")
         tmp.write_text(json.dumps({"step": step, "node": node}))
         os.replace(tmp, ckpt)
+        emit({"event": "epoch", "stage": "pretrain", "epoch": step - 1, "epochs_total": o.get("steps", 4),
+              "tokens_per_second": 1000.0, "valid_ppl": 100.0 - step})
+    emit({"event": "stage", "stage": "pretrain", "status": "done", "seconds": 1.0})
     return RunResult(work, [
         StageResult("encode", "ran", "e" * 64, work, summary={"lm": {"tokens": 1000 + len(lang)}}),
         StageResult("pretrain", "ran", "p" * 64, work, summary={"fwd": {"valid_ppl": 100.0}, "bwd": {"valid_ppl": 120.5}}),
@@ -120,7 +126,7 @@ def test_error_text_and_board(tmp_path):
     assert (locks / "def.lock").exists()
 
 
-def test_collect_progress_lines_and_log_forwarding():
+def test_collect_and_progress_lines():
     # what the driver makes of ray.get's value or exception, with the board's state of that language
     st = {"node": "n" * 56, "attempts": 2}
     ok = collect("mr", {"node": "m" * 56, "valid_ppl": {"fwd": 3.5}, "tokens": 7, "stages": {"pretrain": {}}},
@@ -132,50 +138,87 @@ def test_collect_progress_lines_and_log_forwarding():
                                                                           "n" * 56, 2)
     assert collect("kn", ValueError("x"), {}, 0)["attempts"] == 0  # never started (e.g. lost before a try)
 
-    # the board: epoch records from train_lm give tokens/s and an ETA; a new stage resets them
-    board = ProgressBoard()
+    # the board: epoch events give tokens/s and an ETA; a new stage resets them
+    now = [100.0]
+    board = ProgressBoard(clock=lambda: now[0])
     board.started("mr", "a" * 56, "h", 1)
-    board.stage("mr", "pretrain")
-    board.state["mr"]["stage_since"] -= 10  # pretend the first epoch took 10 s
-    board.progress("mr", {"tokens_per_second": 1234.4, "valid_ppl": 500.0, "epochs_total": 4})
+    board.event("mr", {"event": "stage", "stage": "pretrain", "status": "run"})
+    now[0] += 10  # the first epoch took 10 s
+    board.event("mr", {"event": "epoch", "stage": "pretrain", "epoch": 0, "epochs_total": 4,
+                       "tokens_per_second": 1234.4, "valid_ppl": 500.0})
     snap = board.snapshot()["mr"]
-    assert snap["epochs_done"] == 1 and 29 < snap["eta_s"] < 32
+    assert snap["epochs_done"] == 1 and snap["eta_s"] == pytest.approx(30.0)
     line = progress_line("mr", snap)
-    assert line.startswith("[mr] pretrain on aaaaaaaaaaaa, epoch 1/4, 1,234 tok/s, valid ppl 500.0, ETA ")
+    assert line == "[mr] pretrain on aaaaaaaaaaaa, epoch 1/4, 1,234 tok/s, valid ppl 500.0, ETA 30s"
     board.started("mr", "b" * 56, "h2", 2)
-    board.stage("mr", "pretrain")
+    board.event("mr", {"event": "stage", "stage": "pretrain", "status": "run"})
     assert progress_line("mr", board.snapshot()["mr"]) == "[mr] pretrain on bbbbbbbbbbbb (try 2)"
 
-    # the log handler a task installs forwards stage lines and epoch records to the board
-    import logging
 
-    from ulmfit_multi.distributed import _BoardHandler
+def test_board_follows_stage_and_epoch_events():
+    now = [0.0]
+    board = ProgressBoard(clock=lambda: now[0])
+    board.event("hi", {"event": "stage", "stage": "fetch", "status": "skip"})  # before its try started: ignored
+    assert board.snapshot() == {}
+    board.started("hi", "n" * 56, "h", 1)
+    board.event("hi", {"event": "stage", "stage": "fetch", "status": "skip"})
+    assert board.snapshot()["hi"]["stage"] == "fetch skip"
+    board.event("hi", {"event": "stage", "stage": "pretrain", "status": "run"})
+    assert board.snapshot()["hi"]["stage"] == "pretrain"
 
+    # a resumed training run: its first event is epoch 2 of 4, after 6 s; the ETA counts epochs seen, not index
+    now[0] = 6.0
+    board.event("hi", {"event": "epoch", "stage": "pretrain", "epoch": 2, "epochs_total": 4,
+                       "tokens_per_second": 50.0, "valid_ppl": 9.0})
+    st = board.snapshot()["hi"]
+    assert (st["epochs_done"], st["epochs_total"], st["tok_s"], st["valid_ppl"]) == (3, 4, 50.0, 9.0)
+    assert st["eta_s"] == pytest.approx(6.0)
+    now[0] = 10.0
+    board.event("hi", {"event": "epoch", "stage": "pretrain", "epoch": 3, "epochs_total": 4})
+    st = board.snapshot()["hi"]
+    assert st["epochs_done"] == 4 and st["eta_s"] == 0.0 and st["tok_s"] is None
+    # the next model of the stage (the backward LM) starts again at epoch 0: its own epoch clock
+    now[0] = 13.0
+    board.event("hi", {"event": "epoch", "stage": "pretrain", "epoch": 0, "epochs_total": 2})
+    st = board.snapshot()["hi"]
+    assert st["epochs_done"] == 1 and st["eta_s"] == pytest.approx(3.0)
+    assert progress_line("hi", st).endswith("epoch 1/2, ETA 3s")
+
+    board.event("hi", {"event": "stage", "stage": "pretrain", "status": "failed", "error": "RuntimeError: x"})
+    st = board.snapshot()["hi"]
+    assert st["stage"] == "pretrain failed" and st["epochs_done"] == 0 and st["eta_s"] is None
+    assert progress_line("hi", st) == "[hi] pretrain failed on nnnnnnnnnnnn"
+    board.event("hi", {"event": "something else"})  # unknown events are ignored
+    board.event("hi", {"event": "stage", "stage": "pretrain", "status": "done", "seconds": 3.0})
+    assert board.snapshot()["hi"]["stage"] == "pretrain done"
+
+
+def test_board_forwarder_sends_events_and_never_raises(caplog):
     calls = []
 
     class Method:
-        def __init__(self, name):
-            self.name = name
+        def __init__(self, fail: bool = False):
+            self.fail = fail
 
         def remote(self, *args):
-            calls.append((self.name, *args))
+            if self.fail:
+                raise ConnectionError("actor is gone")
+            calls.append(args)
 
     class FakeBoard:
-        stage, progress = Method("stage"), Method("progress")
+        event = Method()
 
-    logger = logging.getLogger("ulmfit_multi.test_distributed_fast")
-    handler = _BoardHandler(FakeBoard(), "hi", epochs_total=2)
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        logger.info("[%02d %s] run %s", 6, "pretrain", "abc")
-        logger.info("[06 pretrain] done in 3.0s")
-        logger.info("lm epoch %d: %s", 0, {"kind": "epoch", "tokens_per_second": 99.0, "valid_ppl": 7.0})
-        logger.info("something else")
-    finally:
-        logger.removeHandler(handler)
-    assert calls == [("stage", "hi", "pretrain"), ("stage", "hi", "pretrain done"),
-                     ("progress", "hi", {"tokens_per_second": 99.0, "valid_ppl": 7.0, "epochs_total": 2})]
+    forward = board_forwarder(FakeBoard(), "hi")
+    event = {"event": "epoch", "stage": "pretrain", "epoch": 0, "epochs_total": 2}
+    forward(event)
+    assert calls == [("hi", event)]
+
+    class GoneBoard:
+        event = Method(fail=True)
+
+    with caplog.at_level("DEBUG", logger="ulmfit_multi"):
+        board_forwarder(GoneBoard(), "hi")(event)  # logged, not raised
+    assert "could not send hi's event" in caplog.text
 
 
 # ------------------------------------------------------------------ slow: a local 4-node Ray cluster
@@ -184,7 +227,7 @@ def test_collect_progress_lines_and_log_forwarding():
 @pytest.fixture(scope="module")
 def this_checkout_on_workers():
     """Ray workers inherit PYTHONPATH, not sys.path: make them import this checkout of ulmfit_multi."""
-    from ulmfit_multi.distributed import same_code_env
+    from ulmfit_multi.ddp import same_code_env
 
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = same_code_env()["env_vars"]["PYTHONPATH"]
@@ -236,7 +279,8 @@ def test_languages_spread_over_nodes(cluster, tmp_path):
     assert len({s["node"] for s in out}) == 3  # one CPU per node: concurrent tasks must be on different nodes
     assert out[0]["valid_ppl"] == {"fwd": 100.0, "bwd": 120.5} and out[0]["tokens"] == 1002
     assert all(s["attempts"] == 1 for s in out)
-    assert any("[mr] pretrain on" in x for x in lines)  # the live line from the stage engine's log
+    assert any("[mr] pretrain on" in x for x in lines)  # the live line from the runner's events
+    assert any(x.startswith("[mr] pretrain on") and "/10, 1,000 tok/s" in x for x in lines)  # epoch events
     assert "ppl fwd" in lines[-2] and "mr" in lines[-2]
     assert "=== mr: try 1" in (tmp_path / "logs" / "mr.log").read_text()
 

@@ -16,7 +16,6 @@ from ulmfit_multi.evaluate import (
     fuse_proba,
     tune_class_bias,
     tune_fusion_weight,
-    write_predictions,
 )
 
 
@@ -73,20 +72,6 @@ def test_confusion_rows_are_true_classes():
     assert cm.shape == (4, 4)
     np.testing.assert_array_equal(cm, confusion_matrix(y_true, y_pred, labels=[0, 1, 2, 3]))
     assert cm[0, 1] == 1 and cm[2, 1] == 1 and cm.sum() == 4
-
-
-def test_write_predictions(tmp_path):
-    classes = ["negative", "neutral", "positive"]
-    proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.2, 0.5, 0.3]])
-    path = tmp_path / "out" / "pred.csv"
-    write_predictions(path, ["a", "b", "c"], np.array([0, 1, -1]), proba, classes)
-    rows = list(csv.reader(path.open(encoding="utf-8")))
-    assert rows[0] == ["id", "true", "pred", "p_negative", "p_neutral", "p_positive"]
-    assert rows[1][:3] == ["a", "negative", "negative"]
-    assert rows[2][:3] == ["b", "neutral", "positive"]
-    assert rows[3][:3] == ["c", "", "neutral"]  # unlabeled row: empty true class
-    assert [float(x) for x in rows[2][3:]] == pytest.approx([0.1, 0.1, 0.8])
-    assert len(rows) == 4
 
 
 def _skewed(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

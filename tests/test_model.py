@@ -15,7 +15,6 @@ from ulmfit_multi.model import (
     ModelConfig,
     RNNDropout,
     WeightDropout,
-    adapt_embeddings,
     build_classifier,
     build_language_model,
     classifier_layer_groups,
@@ -23,7 +22,6 @@ from ulmfit_multi.model import (
     lm_layer_groups,
     load_encoder_into_classifier,
     masked_concat_pool,
-    reverse_padded,
 )
 
 torch.set_num_threads(1)
@@ -237,35 +235,9 @@ def test_sentence_encoder_keeps_last_max_len_tokens():
     train_out.sum().backward()  # gradients flow through the kept chunks
 
 
-def test_reverse_padded():
-    x = torch.tensor([[1, 2, 3, 0], [4, 5, 6, 7]])
-    assert reverse_padded(x, torch.tensor([3, 4])).tolist() == [[3, 2, 1, 0], [7, 6, 5, 4]]
-
-
 def test_load_encoder_into_classifier():
     lm, clf = build_language_model(cfg()), build_classifier(cfg(), 2)
     load_encoder_into_classifier(clf, lm)
     for (k, a), b in zip(lm.encoder.state_dict().items(), clf.encoder.module.state_dict().values()):
         assert torch.equal(a, b), k
 
-
-def test_adapt_embeddings():
-    old_vocab = [f"w{i}" for i in range(40)]
-    new_vocab = ["w3", "new_a", "w0"] + [f"w{i}" for i in range(5, 43)]  # new_a, w40..w42 are new
-    lm = build_language_model(cfg())
-    with torch.no_grad():
-        lm.decoder.decoder.bias.normal_()
-    state = lm.state_dict()
-    new_state = adapt_embeddings(state, old_vocab, new_vocab)
-    new_lm = build_language_model(cfg(vocab_size=len(new_vocab)))
-    new_lm.load_state_dict(new_state)
-    emb, old_emb = new_lm.encoder.encoder.weight, state["encoder.encoder.weight"]
-    assert emb.shape == (41, 8) and new_lm.decoder.decoder.weight is emb
-    torch.testing.assert_close(emb[0], old_emb[3])
-    torch.testing.assert_close(emb[2], old_emb[0])
-    torch.testing.assert_close(emb[1], old_emb.mean(0))
-    torch.testing.assert_close(emb[-1], old_emb.mean(0))
-    bias, old_bias = new_lm.decoder.decoder.bias, state["decoder.decoder.bias"]
-    torch.testing.assert_close(bias[0], old_bias[3])
-    torch.testing.assert_close(bias[1], old_bias.mean())
-    torch.testing.assert_close(new_state["encoder.rnns.0.module.weight_hh_l0"], state["encoder.rnns.0.module.weight_hh_l0"])

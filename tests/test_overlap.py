@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from ulmfit_multi.overlap import all_test_texts, format_overlap, split_overlap
+from ulmfit_multi.corpus.tasks import all_test_texts
+from ulmfit_multi.overlap import format_overlap, split_overlap
 
 
 def _task(**splits: list[str]) -> SimpleNamespace:

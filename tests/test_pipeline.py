@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ulmfit_multi.pipeline import STAGE_NAMES, read_records, run_recipe
+from ulmfit_multi.pipeline import STAGE_NAMES, run_recipe
+from ulmfit_multi.runfolder import read_records
 
 WORDS = {
     "positive": ["छान", "सुंदर", "आवडला", "उत्तम", "मस्त", "आनंद"],
@@ -196,7 +197,7 @@ def test_fusion_with_tfidf_is_the_saved_probabilities_mixed_by_the_valid_weight(
 
 def test_fusion_refuses_probabilities_scored_against_other_labels(tiny_setup: dict[str, Path]) -> None:
     from ulmfit_multi.errors import StageError
-    from ulmfit_multi.pipeline import baseline_probas
+    from ulmfit_multi.evaluate import baseline_probas
 
     result = run_recipe(tiny_setup["recipe"], preset="base", mirror=tiny_setup["mirror"], work_dir=tiny_setup["work"],
                         data_dir=tiny_setup["data"], progress=False, device="cpu", until="baselines")
@@ -247,7 +248,7 @@ def test_pretrain_data_parallel_on_ray_matches_one_worker(tiny_setup: dict[str, 
 
 def test_finetuning_refuses_task_text_from_another_tokenizer(tmp_path: Path) -> None:
     from ulmfit_multi.errors import StageError
-    from ulmfit_multi.pipeline import check_same_tokenizer
+    from ulmfit_multi.tokens import check_same_tokenizer
 
     lm = {"vocab_size": 8000, "tokenizer_sha256": "a" * 64}
     check_same_tokenizer(lm, {"vocab_size": 8000, "tokenizer_sha256": "a" * 64}, tmp_path)

@@ -385,3 +385,79 @@ def test_stage_input_outside_after_is_an_error(paths):
 
     with pytest.raises(StageError, match="not one of its inputs"):
         run_stages([Stage("greedy", greedy, reads=())], tiny_cfg(), paths)
+
+
+# ---------------------------------------------------------------- structured events (on_event, ctx.emit)
+
+
+def _stage_events(events: list[dict]) -> list[tuple[str, str]]:
+    return [(e["stage"], e["status"]) for e in events if e["event"] == "stage"]
+
+
+def test_run_stages_emits_run_done_then_skip_in_order(paths):
+    events: list[dict] = []
+    stages, cfg = make_stages(Counter()), tiny_cfg()
+    run_stages(stages, cfg, paths, on_event=events.append)
+    assert _stage_events(events) == [(n, s) for n in NAMES for s in ("run", "done")]
+    done = [e for e in events if e["status"] == "done"]
+    assert all(isinstance(e["seconds"], float) and e["seconds"] >= 0 for e in done)
+    assert all("seconds" not in e for e in events if e["status"] != "done")
+    events.clear()
+    run_stages(stages, cfg, paths, on_event=events.append)
+    assert events == [{"event": "stage", "stage": n, "status": "skip"} for n in NAMES]
+
+
+def test_run_stages_emits_failed_when_a_stage_raises(paths):
+    events: list[dict] = []
+    with pytest.raises(Crash):
+        run_stages(make_stages(Counter(), crash_at={"train": 2}), tiny_cfg(), paths, on_event=events.append)
+    assert _stage_events(events) == [("prep", "run"), ("prep", "done"), ("tok", "run"), ("tok", "done"),
+                                     ("train", "run"), ("train", "failed")]
+    assert events[-1]["error"] == "Crash: killed at step 2"
+
+
+def test_an_on_event_that_raises_does_not_break_the_run(paths, caplog):
+    seen: list[dict] = []
+
+    def broken(event: dict) -> None:
+        seen.append(event)
+        raise RuntimeError("the progress display is gone")
+
+    def chatty(ctx: StageContext):
+        """Reports an event of its own."""
+        ctx.emit({"event": "epoch", "epoch": 0})
+        return {"ok": True}
+
+    stages = [*make_stages(Counter()), Stage("chatty", chatty, reads=())]
+    with caplog.at_level("DEBUG", logger="ulmfit_multi"):
+        result = run_stages(stages, tiny_cfg(), paths, on_event=broken)
+    assert statuses(result) == {**dict.fromkeys(NAMES, "ran"), "chatty": "ran"}
+    assert result["chatty"].summary == {"ok": True}
+    assert len(seen) == 2 * len(NAMES) + 3  # run/done per stage, and chatty's own event between its run and done
+    assert "on_event callback failed" in caplog.text
+
+
+def test_stage_context_emit_forwards_with_the_stage_name(paths):
+    events: list[dict] = []
+
+    def trainer(ctx: StageContext):
+        """Reports two epochs."""
+        for i in range(2):
+            ctx.emit({"event": "epoch", "epoch": i, "epochs_total": 2, "valid_ppl": 10.0 - i})
+
+    run_stages([Stage("pretrain", trainer, reads=())], tiny_cfg(), paths, on_event=events.append)
+    assert events[0] == {"event": "stage", "stage": "pretrain", "status": "run"}
+    assert events[1:3] == [{"event": "epoch", "stage": "pretrain", "epoch": i, "epochs_total": 2, "valid_ppl": 10.0 - i}
+                           for i in range(2)]
+    assert (events[3]["stage"], events[3]["status"]) == ("pretrain", "done")
+
+
+def test_stage_context_emit_defaults_to_a_no_op(paths, tmp_path):
+    ctx = StageContext(cfg=tiny_cfg(), paths=paths, stage="x", out=tmp_path, inputs={}, fingerprint="f" * 64)
+    ctx.emit({"event": "epoch", "epoch": 0})  # nothing listens: nothing happens
+
+    def trainer(ctx: StageContext):
+        """Emits with nobody listening."""
+        ctx.emit({"event": "epoch", "epoch": 0})
+
+    assert run_stages([Stage("quiet", trainer, reads=())], tiny_cfg(), paths)["quiet"].status == "ran"

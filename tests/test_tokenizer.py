@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ulmfit_multi.errors import DataError
-from ulmfit_multi.tokenizer import (BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, encode_corpus, read_meta,
+from ulmfit_multi.tokenizer import (BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, encode_corpus,
                                     token_dtype, train_tokenizer)
 from ulmfit_multi.tokens import TokenStore, write_token_store
 
@@ -196,7 +196,7 @@ def test_encode_corpus_round_trip_and_offsets(encoded, tok_dir: Path) -> None:
 
 def test_encode_corpus_meta(encoded) -> None:
     out, meta, docs, _ = encoded
-    assert read_meta(out) == meta
+    assert json.loads((out / "meta.json").read_text(encoding="utf-8")) == meta
     assert meta["sentences"] == sum(len(d) for d in docs)
     assert meta["words"] == sum(len(s.split()) for d in docs for s in d)
     assert meta["unk_rate"] == 0.0  # every character of the corpus is in the vocabulary

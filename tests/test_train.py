@@ -11,14 +11,8 @@ import torch
 
 from ulmfit_multi.model import ModelConfig, build_classifier, build_language_model, classifier_layer_groups
 from ulmfit_multi.schedule import discriminative_lrs, stlr
-from ulmfit_multi.train import (
-    ClassifierTrainConfig,
-    LMTrainConfig,
-    evaluate_lm,
-    predict_proba,
-    train_classifier,
-    train_lm,
-)
+from ulmfit_multi.train import LMTrainConfig, evaluate_lm, train_lm
+from ulmfit_multi.train_classifier import ClassifierTrainConfig, predict_proba, train_classifier
 
 torch.set_num_threads(1)
 
@@ -342,3 +336,38 @@ def test_classifier_keeps_the_epoch_with_the_best_task_score(tmp_path):
     assert s["best_epoch"] == 1 and s["valid_score"] == 0.9
     history = [json.loads(x) for x in (tmp_path / "history.jsonl").read_text().splitlines()]
     assert [r["valid_score"] for r in history if r["kind"] == "epoch"] == [0.2, 0.9, 0.4]
+
+
+def test_on_epoch_gets_each_finished_epoch_with_epochs_total(tmp_path):
+    lm_seen, clf_seen = [], []
+    cfg = LMTrainConfig(epochs=3, checkpoint_minutes=1e9, max_batches_per_epoch=4)
+    s = train_lm(build_language_model(tiny_cfg()), FakeLMStream(grammar_tokens(3000, 1)),
+                 FakeLMStream(grammar_tokens(600, 2)), cfg, tmp_path / "lm", progress=False, on_epoch=lm_seen.append)
+    assert [r["epoch"] for r in lm_seen] == [0, 1, 2] and all(r["epochs_total"] == 3 for r in lm_seen)
+    history = [json.loads(x) for x in (tmp_path / "lm" / "history.jsonl").read_text().splitlines()]
+    assert [{k: v for k, v in r.items() if k != "epochs_total"} for r in lm_seen] == [
+        r for r in history if r["kind"] == "epoch"]  # the logged epoch record, plus epochs_total
+    assert {"tokens_per_second", "valid_ppl", "train_loss"} <= lm_seen[-1].keys()
+    assert lm_seen[-1]["valid_ppl"] == pytest.approx(s["valid_ppl"])
+    assert "epochs_total" not in history[-1]  # the callback got a copy
+
+    docs, labels = clf_data(24, 0)
+    vdocs, vlabels = clf_data(8, 1)
+    train_classifier(build_classifier(tiny_cfg(30), 2, bptt=8, max_len=16), FakeClassifierBatches(docs, labels),
+                     FakeClassifierBatches(vdocs, vlabels, shuffle=False),
+                     ClassifierTrainConfig(epochs=2, checkpoint_minutes=1e9), tmp_path / "clf", n_classes=2,
+                     progress=False, on_epoch=clf_seen.append)
+    assert [(r["epoch"], r["epochs_total"]) for r in clf_seen] == [(0, 2), (1, 2)]
+    assert {"valid_score", "valid_accuracy", "trainable_groups"} <= clf_seen[0].keys()
+
+
+def test_on_epoch_after_a_resume_reports_only_the_epochs_it_finishes(tmp_path):
+    seen = []
+    cfg = LMTrainConfig(epochs=3, checkpoint_minutes=0, max_batches_per_epoch=4)
+    make = lambda: FakeLMStream(grammar_tokens(3000, 1), bs=4, bptt=12)  # noqa: E731
+    with pytest.raises(KeyboardInterrupt):  # in epoch 1, after epoch 0 finished
+        train_lm(build_language_model(tiny_cfg()), make(), None, cfg, tmp_path, progress=False,
+                 on_step=_interrupt_at(6), on_epoch=seen.append)
+    assert [r["epoch"] for r in seen] == [0]
+    train_lm(build_language_model(tiny_cfg()), make(), None, cfg, tmp_path, progress=False, on_epoch=seen.append)
+    assert [(r["epoch"], r["epochs_total"]) for r in seen] == [(0, 3), (1, 3), (2, 3)]

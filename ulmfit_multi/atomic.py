@@ -1,8 +1,8 @@
 """Write-then-rename helpers: nothing half-written ever looks complete.
 
-Every artifact the toolkit writes goes through `atomic_write` (files) or
-`atomic_dir` (directories). A temporary name is used while writing and
-`os.replace` publishes the result only after success.
+Every artifact the toolkit writes goes through `atomic_write` (or `write_json`,
+`save_torch`, which use it); stage folders are published by the stage engine's rename. A temporary name
+is used while writing and `os.replace` publishes the result only after success.
 """
 
 from __future__ import annotations
@@ -34,22 +34,6 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary directory; it becomes `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from .atomic import atomic_write
 from .errors import StageError
 from .tables import METRIC_SHORT
-from .tables_gather import read_run_folder, stage_records
+from .runfolder import RunFolder
 
 # Keys that say where a run came from, not what it computed.
 _NOT_CONFIG = {"source_file", "overrides"}
@@ -119,8 +119,9 @@ def config_differences(base: dict[str, Any], other: dict[str, Any]) -> list[tupl
 
 def _read_run(run: Path) -> tuple[dict[str, Any], dict[tuple[str, str], dict[int | None, float]], str]:
     """A run's resolved config, its test scores {(task, system): {seed: score}} and a one-line description."""
-    cfg, env = read_run_folder(run)
-    records = stage_records(run, "evaluate")
+    folder = RunFolder(run)
+    cfg, env = folder.config_data(), folder.environment()
+    records = folder.records("evaluate")
     partial = ""
     if records is None:  # the classifiers finished so far, scored as the evaluate stage will
         from .partial import partial_records
@@ -131,7 +132,7 @@ def _read_run(run: Path) -> tuple[dict[str, Any], dict[tuple[str, str], dict[int
             raise StageError(f"{run}: stage 'evaluate' has not finished, and {str(e).removeprefix(f'{run}: ')}") from None
         partial = ", partial: evaluate not run yet, ULMFiT rows from the classifiers finished so far"
     metric_by_task = {t["name"]: t.get("metric", "accuracy") for t in cfg.get("tasks", [])}
-    records += stage_records(run, "baselines") or []
+    records += folder.records("baselines") or []
     scores: dict[tuple[str, str], dict[int | None, float]] = {}
     for rec in records:
         if rec.get("split", "test") != "test":

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import json
-import tomllib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import RecipeError
+from .langs import load_lang
+from .paths import REPO_ROOT
+from .schema import deep_merge, from_dict, parse_override, read_toml, suggest, to_toml  # noqa: F401 (to_toml: API)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 RECIPES_DIR = REPO_ROOT / "recipes"
 PRESETS = ("smoke", "cpu", "paper")
 _OMIT_DEFAULT = "fingerprint_omits_default"
@@ -268,96 +267,6 @@ class Config:
         return dataclasses.asdict(self)
 
 
-# ---------------------------------------------------------------- validation
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _suggest(key: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(key, options, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(sorted(options))})"
-
-
-def _convert(value: Any, tp: Any, where: str, file: str) -> Any:
-    """Check `value` against the annotation `tp`, converting ints to floats; raise RecipeError otherwise."""
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise RecipeError(f"{file}: '{where}' must be a table, got {type(value).__name__}")
-        return from_dict(tp, value, file, where)
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise RecipeError(f"{file}: '{where}' must be a list of {_type_name(item_tp)}, got {value!r}")
-        return [_convert(v, item_tp, f"{where}[{i}]", file) for i, v in enumerate(value)]
-    if origin is dict:
-        _, val_tp = typing.get_args(tp)
-        if not isinstance(value, dict):
-            raise RecipeError(f"{file}: '{where}' must be a table, got {value!r}")
-        return {str(k): _convert(v, val_tp, f"{where}.{k}", file) for k, v in value.items()}
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise RecipeError(f"{file}: '{where}' must be a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise RecipeError(f"{file}: '{where}' must be an integer, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise RecipeError(f"{file}: '{where}' must be true or false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise RecipeError(f"{file}: '{where}' must be a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported annotation {tp!r} at {where}")  # a bug in this file, not user input
-
-
-def from_dict(cls: type, data: dict[str, Any], file: str = "<config>", prefix: str = "") -> Any:
-    """Build dataclass `cls` from a dict, rejecting unknown keys and wrong types."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
-    kwargs = {}
-    for key, value in data.items():
-        where = f"{prefix}.{key}" if prefix else key
-        if key not in names:
-            raise RecipeError(f"{file}: unknown key '{where}'{_suggest(key, names)}")
-        kwargs[key] = _convert(value, hints[key], where, file)
-    return cls(**kwargs)
-
-
-def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """Recursively merge `over` into a copy of `base` (tables merge, everything else replaces)."""
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def parse_override(item: str) -> dict[str, Any]:
-    """Turn 'a.b.c=VALUE' into {'a': {'b': {'c': VALUE}}}; VALUE is a TOML literal, else a string."""
-    if "=" not in item:
-        raise RecipeError(f"--set {item!r}: expected key=value, e.g. pretrain.epochs=2")
-    key, raw = item.split("=", 1)
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    out: dict[str, Any] = {}
-    node = out
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return out
-
-
 def recipe_path(name_or_path: str | Path) -> Path:
     """Find a recipe by name (recipes/<name>.toml) or by path."""
     p = Path(name_or_path)
@@ -367,23 +276,12 @@ def recipe_path(name_or_path: str | Path) -> Path:
     if candidate.exists():
         return candidate
     known = sorted(q.stem for q in RECIPES_DIR.glob("*.toml"))
-    raise RecipeError(f"unknown recipe '{name_or_path}': no file {candidate}{_suggest(str(name_or_path), known)}")
+    raise RecipeError(f"unknown recipe '{name_or_path}': no file {candidate}{suggest(str(name_or_path), known)}")
 
 
 def list_recipes() -> list[Path]:
     """Every recipe file shipped in recipes/."""
     return sorted(RECIPES_DIR.glob("*.toml"))
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file; syntax errors name the file and line."""
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise RecipeError(f"{path}: {e}") from None
-    except FileNotFoundError:
-        raise RecipeError(f"{path}: no such file") from None
 
 
 def load_run_config(run_dir: str | Path) -> Config:
@@ -395,8 +293,6 @@ def load_run_config(run_dir: str | Path) -> Config:
 def load_recipe(name_or_path: str | Path, preset: str | None = None,
                 overrides: list[str] | dict[str, Any] | None = None) -> Config:
     """Load, merge and validate a recipe: defaults -> lang spec -> recipe -> preset -> overrides."""
-    from .langs import load_lang  # local import: langs imports config helpers
-
     path = recipe_path(name_or_path)
     raw = read_toml(path)
     presets = raw.pop("preset", {})
@@ -410,7 +306,7 @@ def load_recipe(name_or_path: str | Path, preset: str | None = None,
     merged = raw
     if preset and preset != "base":
         if preset not in presets:
-            raise RecipeError(f"{path}: no preset '{preset}'{_suggest(preset, list(presets) or ['(none)'])}")
+            raise RecipeError(f"{path}: no preset '{preset}'{suggest(preset, list(presets) or ['(none)'])}")
         merged = deep_merge(raw, presets[preset])
     if isinstance(overrides, dict):
         merged = deep_merge(merged, overrides)
@@ -435,7 +331,7 @@ def load_recipe(name_or_path: str | Path, preset: str | None = None,
         known = [t.name for t in cfg.tasks]
         for name in cfg.recipe.tasks:
             if name not in known:
-                raise RecipeError(f"{path}: recipe.tasks names unknown task '{name}'{_suggest(name, known)}")
+                raise RecipeError(f"{path}: recipe.tasks names unknown task '{name}'{suggest(name, known)}")
         cfg.tasks = [t for t in cfg.tasks if t.name in cfg.recipe.tasks]
         cfg.reference = [r for r in cfg.reference if r.task in cfg.recipe.tasks]
     for task in cfg.tasks:
@@ -495,8 +391,6 @@ def section(cfg: Config, dotted: str, *, for_fingerprint: bool = False) -> Any:
     langs/<code>.toml reruns the stages that depend on it.
     """
     if dotted == "langs":
-        from .langs import load_lang
-
         return [dataclasses.asdict(load_lang(code)) for code in cfg.recipe.langs]
     node: Any = _fingerprint_data(cfg) if for_fingerprint else cfg.to_dict()
     for part in dotted.split("."):
@@ -523,50 +417,3 @@ def _fingerprint_data(obj: Any) -> Any:
 
 def _field_default(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-
-
-def to_toml(data: dict[str, Any]) -> str:
-    """Minimal TOML writer for resolved configs (tables, arrays of tables, scalars, lists)."""
-    lines: list[str] = []
-
-    def scalar(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-        if isinstance(v, list):
-            return "[" + ", ".join(scalar(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "{ " + ", ".join(f"{scalar(str(k))} = {scalar(x)}" for k, x in v.items()) + " }"
-        raise TypeError(type(v))
-
-    def emit(table: dict[str, Any], name: str, array: bool = False) -> None:
-        plain = {k: v for k, v in table.items()
-                 if not (isinstance(v, dict) and not _is_leaf_dict(k, v))
-                 and not (isinstance(v, list) and v and all(isinstance(x, dict) for x in v))}
-        if name:
-            lines.append(f"\n[[{name}]]" if array else f"\n[{name}]")
-        for k, v in plain.items():
-            lines.append(f"{_key(k)} = {scalar(v)}")
-        for k, v in table.items():
-            sub = f"{name}.{_key(k)}" if name else _key(k)
-            if isinstance(v, dict) and not _is_leaf_dict(k, v):
-                emit(v, sub)
-            elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
-                for item in v:
-                    emit(item, sub, array=True)
-
-    emit(data, "")
-    return "\n".join(lines).lstrip("\n") + "\n"
-
-
-def _is_leaf_dict(key: str, value: dict) -> bool:
-    # string->string maps (labels, splits, sha256) are written inline
-    return all(not isinstance(v, (dict, list)) for v in value.values()) and key in ("labels", "splits", "sha256")
-
-
-def _key(k: str) -> str:
-    return k if k.replace("_", "").replace("-", "").isalnum() else '"' + k + '"'
-

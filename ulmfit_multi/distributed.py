@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import socket
 import sys
 import time
@@ -24,9 +23,10 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .ddp import ray_session
+
 log = logging.getLogger("ulmfit_multi")
 
-STAGE_LINE = re.compile(r"\[\d+ (?P<stage>\w+)\] (?P<what>run|skip|done)")
 STATUS_PERIOD_S = 30.0  # how often the driver prints a "running: ..." line when nothing changed
 
 
@@ -96,74 +96,81 @@ def format_table(summaries: list[dict[str, Any]]) -> str:
 
 
 class ProgressBoard:
-    """Per-language state that tasks update (node, try, current stage); the driver polls it."""
+    """Per-language state that tasks update (node, try, current stage, epoch progress); the driver polls it.
 
-    def __init__(self) -> None:
+    Tasks send the stage engine's events (`run_stages(on_event=...)`) through `event`: stage events set the
+    current stage, epoch events (`{"event": "epoch", "epoch": i, "epochs_total": n, "tokens_per_second": ...,
+    "valid_ppl": ...}`) the epoch count, tokens/s, valid perplexity and an ETA for the training run.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.state: dict[str, dict[str, Any]] = {}
+        self.clock = clock
 
     def started(self, lang: str, node: str, host: str, pid: int) -> dict[str, Any] | None:
         """A try begins; returns the previous try's record (None on the first try)."""
         prev = dict(self.state[lang]) if lang in self.state else None
-        first = prev["first_start"] if prev else time.time()
+        now = self.clock()
+        first = prev["first_start"] if prev else now
         self.state[lang] = {"node": node, "host": host, "pid": pid, "attempts": (prev or {}).get("attempts", 0) + 1,
-                            "stage": "starting", "first_start": first, "since": time.time()}
+                            "stage": "starting", "first_start": first, "since": now}
         return prev
 
-    def stage(self, lang: str, stage: str) -> None:
-        if lang in self.state:
-            self.state[lang].update(stage=stage, stage_since=time.time(), epochs_done=0, tok_s=None, eta_s=None)
+    def event(self, lang: str, event: dict[str, Any]) -> None:
+        """One event of a language's run: "stage" events go to `stage`, "epoch" events to `epoch`; others are
+        ignored. A stage that is skipped, done or failed shows as e.g. 'fetch skip'."""
+        kind = event.get("event")
+        if kind == "stage":
+            name, status = str(event.get("stage", "?")), event.get("status")
+            self.stage(lang, name if status == "run" else f"{name} {status}")
+        elif kind == "epoch":
+            self.epoch(lang, event)
 
-    def progress(self, lang: str, info: dict[str, Any]) -> None:
-        """A training epoch finished: tokens/s, epochs done of `epochs_total`, an ETA for the stage."""
+    def stage(self, lang: str, stage: str) -> None:
+        """The language's current stage; clears the previous stage's epoch progress."""
+        if lang in self.state:
+            now = self.clock()
+            self.state[lang].update(stage=stage, stage_since=now, epochs_done=0, epochs_total=None, tok_s=None,
+                                    valid_ppl=None, eta_s=None, run_since=now, run_epochs=0, last_epoch=None,
+                                    last_epoch_at=now)
+
+    def epoch(self, lang: str, event: dict[str, Any]) -> None:
+        """A training epoch finished: epochs done (`epoch` + 1) of `epochs_total`, tokens/s, valid ppl, ETA.
+
+        The ETA is (epochs left) x (mean time of the epochs seen in this training run). An epoch index not
+        above the previous one starts a new run (a stage that trains several models, one after the other).
+        """
         st = self.state.get(lang)
         if st is None:
             return
-        done = st.get("epochs_done", 0) + 1
-        st.update(epochs_done=done, tok_s=info.get("tokens_per_second"), valid_ppl=info.get("valid_ppl"))
-        total = info.get("epochs_total")
-        if total:
-            st["epochs_total"] = total
-            per_epoch = (time.time() - st.get("stage_since", st["since"])) / done
-            st["eta_s"] = max(0.0, (total - done) * per_epoch)
+        now = self.clock()
+        last = st.get("last_epoch")
+        epoch = event.get("epoch")
+        epoch = int(epoch) if isinstance(epoch, (int, float)) else (last + 1 if last is not None else 0)
+        if last is not None and epoch <= last:
+            st.update(run_since=st.get("last_epoch_at", now), run_epochs=0)
+        run_epochs = st.get("run_epochs", 0) + 1
+        per_epoch = (now - st.get("run_since", st.get("stage_since", st["since"]))) / run_epochs
+        total = event.get("epochs_total")
+        st.update(epochs_done=epoch + 1, epochs_total=total, tok_s=event.get("tokens_per_second"),
+                  valid_ppl=event.get("valid_ppl"), run_epochs=run_epochs, last_epoch=epoch, last_epoch_at=now,
+                  eta_s=max(0.0, (total - epoch - 1) * per_epoch) if isinstance(total, (int, float)) else None)
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Every language's state."""
         return self.state
 
 
-class _BoardHandler(logging.Handler):
-    """Forwards the stage engine's '[06 pretrain] run ...' lines and train_lm's per-epoch records
-    ('lm epoch %d: %s' with a dict holding tokens_per_second, valid_ppl) to the board (fire and forget)."""
-
-    def __init__(self, board: Any, lang: str, epochs_total: int | None = None):
-        super().__init__(logging.INFO)
-        self.board, self.lang, self.epochs_total = board, lang, epochs_total
-
-    def emit(self, record: logging.LogRecord) -> None:
+def board_forwarder(board: Any, lang: str) -> Callable[[dict[str, Any]], None]:
+    """The `on_event` callback a task gives its runner: each event goes to the board actor's `event`
+    (fire and forget); a failure to send is logged at debug level, never raised."""
+    def forward(event: dict[str, Any]) -> None:
         try:
-            if record.msg == "lm epoch %d: %s" and isinstance(record.args, tuple) and len(record.args) == 2 \
-                    and isinstance(record.args[1], dict):
-                rec = record.args[1]
-                self.board.progress.remote(self.lang, {"tokens_per_second": rec.get("tokens_per_second"),
-                                                       "valid_ppl": rec.get("valid_ppl"),
-                                                       "epochs_total": self.epochs_total})
-                return
-            m = STAGE_LINE.search(record.getMessage())
-            if m:
-                what = m["what"]
-                self.board.stage.remote(self.lang, m["stage"] if what == "run" else f"{m['stage']} {what}")
-        except Exception:  # never let progress reporting break training
-            pass
+            board.event.remote(lang, dict(event))
+        except Exception:
+            log.debug("could not send %s's event %s to the progress board", lang, event, exc_info=True)
 
-
-def _pretrain_epochs(lang: str, kwargs: dict[str, Any]) -> int | None:
-    """Epochs the pretrain stage will run (epochs x directions), for the ETA; None if the recipe won't load."""
-    try:
-        from .config import load_recipe
-
-        cfg = load_recipe(lang, kwargs.get("preset", "smoke"), kwargs.get("overrides"))
-        return int(cfg.pretrain.epochs) * len(cfg.pretrain.directions)
-    except Exception:
-        return None
+    return forward
 
 
 def progress_line(lang: str, st: dict[str, Any]) -> str:
@@ -222,12 +229,10 @@ def _run_language(lang: str, runner: Callable | None, kwargs: dict[str, Any], bo
     logs.mkdir(parents=True, exist_ok=True)
     file_handler = logging.FileHandler(logs / f"{lang}.log", encoding="utf-8")
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    handlers = [file_handler, _BoardHandler(board, lang, _pretrain_epochs(lang, kwargs) if runner is None else None)]
     pkg_log = logging.getLogger("ulmfit_multi")
     old_level = pkg_log.level
     pkg_log.setLevel(logging.INFO)
-    for h in handlers:
-        pkg_log.addHandler(h)
+    pkg_log.addHandler(file_handler)
     try:
         attempt = (prev or {}).get("attempts", 0) + 1
         log.info("=== %s: try %d on node %s (%s, pid %d)", lang, attempt, node[:12], host, pid)
@@ -238,7 +243,7 @@ def _run_language(lang: str, runner: Callable | None, kwargs: dict[str, Any], bo
             from .pipeline import run_recipe as runner
         started = time.time()
         try:
-            result = runner(lang, **kwargs)
+            result = runner(lang, **kwargs, on_event=board_forwarder(board, lang))
         except BaseException as e:
             log.error("%s failed on try %d: %s: %s", lang, attempt, type(e).__name__, e)
             raise
@@ -247,8 +252,7 @@ def _run_language(lang: str, runner: Callable | None, kwargs: dict[str, Any], bo
                  out["valid_ppl"], out["tokens"])
         return {**out, "node": node}
     finally:
-        for h in handlers:
-            pkg_log.removeHandler(h)
+        pkg_log.removeHandler(file_handler)
         file_handler.close()
         pkg_log.setLevel(old_level)
 
@@ -347,35 +351,6 @@ def pretrain_many(langs: list[str], *, preset: str = "smoke", overrides: list[st
         return summaries
 
 
-@contextlib.contextmanager
-def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[None]:
-    """Use the Ray already initialized; otherwise join `address`, or start a local Ray (no dashboard,
-    `num_cpus` CPUs, this checkout on the workers' path), and shut it down on the way out."""
-    import ray
-
-    if ray.is_initialized():
-        yield
-        return
-    if address:
-        ray.init(address=address, log_to_driver=False)
-    else:
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                 runtime_env=same_code_env())
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
-def same_code_env() -> dict[str, Any]:
-    """runtime_env for a local Ray: workers import this very copy of ulmfit_multi (a checkout run with
-    `python -m ...`), not another install that happens to be on their path. Joined clusters are left alone:
-    there every node needs the package installed (docs/CLUSTER.md)."""
-    root = str(Path(__file__).resolve().parents[1])
-    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
-    return {"env_vars": {"PYTHONPATH": os.pathsep.join([root, *rest])}}
-
-
 def _snapshot(board: Any) -> dict[str, dict[str, Any]]:
     import ray
 
@@ -395,27 +370,6 @@ def _with_override(overrides: list[str] | dict | None, key: str, value: Any) -> 
         out[section] = {**out.get(section, {}), name: value}
         return out
     return [*(overrides or []), f"{key}={value}"]
-
-
-def run_data_parallel(loop: Callable[[dict[str, Any]], None], config: dict[str, Any], *, num_workers: int,
-                      use_gpu: bool | None, storage_path: str | Path) -> None:
-    """Run `loop(config)` on `num_workers` Ray Train workers (TorchTrainer: torch.distributed is set up,
-    gloo on CPU, NCCL on GPU); `storage_path` holds Ray Train's run state and must be shared storage on a
-    multi-node cluster. use_gpu None: when the Ray cluster has GPUs. Uses the initialized Ray (e.g. inside
-    `pretrain_many`), or starts a local one."""
-    import ray
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    with ray_session(num_cpus=num_workers + 1):
-        Path(storage_path).mkdir(parents=True, exist_ok=True)
-        if use_gpu is None:
-            use_gpu = ray.cluster_resources().get("GPU", 0) > 0
-        trainer = TorchTrainer(loop, train_loop_config=config,
-                               scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
-                               run_config=RunConfig(name=f"ddp-{uuid.uuid4().hex[:8]}",
-                                                    storage_path=str(Path(storage_path).resolve())))
-        trainer.fit()
 
 
 if __name__ == "__main__":  # python -m ulmfit_multi.distributed mr hi ta

@@ -1,4 +1,9 @@
-"""Metrics (scikit-learn), the forward+backward ensemble, late fusion with a baseline, and prediction files."""
+"""Metrics (scikit-learn) and the systems scored from class probabilities.
+
+Per seed: forward, backward, their ensemble, each with valid-tuned class offsets when asked; across seeds:
+one ensemble of every seed's classifiers; late fusion of a seed's ensemble with a saved baseline.
+`task_system_probas` assembles all of them for one task; the evaluate stage and `partial_records` score it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
+from .config import Config
+from .errors import StageError
 
 
 def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
@@ -96,12 +102,127 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndar
     return confusion_matrix(y_true, y_pred, labels=list(range(n_classes)))
 
 
-def write_predictions(path: Path, ids: Sequence, y_true: np.ndarray, proba: np.ndarray, classes: list[str]) -> None:
-    """CSV of id, true class, predicted class and each class probability."""
-    import csv
+def metric_fn(metric: str, n_classes: int) -> Callable[[np.ndarray, np.ndarray], float]:
+    """score(y_true, y_pred) for a task's metric name (as in compute_metrics)."""
+    return lambda y, pred: compute_metrics(y, pred, n_classes)[metric]
 
-    with atomic_write(path) as f:
-        w = csv.writer(f)
-        w.writerow(["id", "true", "pred", *[f"p_{c}" for c in classes]])
-        for i, t, p in zip(ids, y_true, proba):
-            w.writerow([i, classes[t] if t >= 0 else "", classes[int(np.argmax(p))], *[f"{x:.5f}" for x in p]])
+
+# ---------------------------------------------------------------- the systems of one task
+
+
+def seed_system_probas(clf_task_dir: Path, task_dir: Path, seed: int, directions: Sequence[str], *,
+                       calibrate: bool, score: Callable[[np.ndarray, np.ndarray], float]
+                       ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, list[float]]]:
+    """Test- and valid-split class probabilities of each system for one task and seed, and the valid-tuned offsets.
+
+    Systems: each direction whose classifier finished (`<clf_task_dir>/<direction>/seed<seed>`), their
+    `ensemble` when both did, and with `calibrate` (and a valid split) each of those again with per-class
+    offsets fitted on the valid split (`"<system> + valid-tuned bias"`). Valid probabilities are there for
+    the plain systems when the task has a valid split. Reads a finished classifier stage or one still
+    running, which is how `partial_records` peeks at a long stage.
+    """
+    has_valid = (task_dir / "valid").exists()
+    probas, valid_probas = {}, {}
+    for direction in directions:
+        f = clf_task_dir / direction / f"seed{seed}" / "proba_test.npy"
+        if f.exists():
+            probas[direction] = np.load(f)
+            if has_valid:
+                valid_probas[direction] = np.load(f.with_name("proba_valid.npy"))
+    if len(probas) == 2:
+        probas["ensemble"] = ensemble_proba([probas["fwd"], probas["bwd"]])
+        if has_valid:
+            valid_probas["ensemble"] = ensemble_proba([valid_probas["fwd"], valid_probas["bwd"]])
+    biases = add_biased(probas, valid_probas, task_dir, score) if calibrate and has_valid else {}
+    return probas, valid_probas, biases
+
+
+def add_biased(probas: dict[str, np.ndarray], valid_probas: dict[str, np.ndarray], task_dir: Path,
+               score: Callable[[np.ndarray, np.ndarray], float]) -> dict[str, list[float]]:
+    """Add `"<system> + valid-tuned bias"` to `probas` for each system; returns the offsets."""
+    y_valid = np.load(task_dir / "valid" / "labels.npy")
+    biases = {}
+    for system in list(probas):
+        bias = tune_class_bias(valid_probas[system], y_valid, score)
+        biases[system] = bias.round(2).tolist()
+        probas[f"{system} + valid-tuned bias"] = apply_class_bias(probas[system], bias)
+    return biases
+
+
+def pooled_seed_probas(per_seed: dict[int, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]], task_dir: Path, *,
+                       calibrate: bool, score: Callable[[np.ndarray, np.ndarray], float]
+                       ) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
+    """One ensemble of every seed's forward and backward classifiers (`"ensemble of N seeds"`), N >= 2.
+
+    `per_seed` maps seed -> (test probas, valid probas) from `seed_system_probas`; seeds whose ensemble is
+    not there (a direction unfinished) are left out. With `calibrate`, also its valid-tuned-bias twin.
+    """
+    seeds = [s for s, (test, _) in sorted(per_seed.items()) if "ensemble" in test]
+    if len(seeds) < 2:
+        return {}, {}
+    system = f"ensemble of {len(seeds)} seeds"
+    probas = {system: ensemble_proba([per_seed[s][0]["ensemble"] for s in seeds])}
+    if not (task_dir / "valid").exists():
+        return probas, {}
+    valid = {system: ensemble_proba([per_seed[s][1]["ensemble"] for s in seeds])}
+    return probas, (add_biased(probas, valid, task_dir, score) if calibrate else {})
+
+
+def baseline_probas(baselines_dir: Path, task: str, system: str, seed: int, task_dir: Path
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(valid, test) class probabilities the baselines stage saved for a task, system and seed.
+
+    Raises StageError when they are missing (a baselines stage from before it saved them) or were scored
+    against other labels than the encode stage's (the two stages read the task files apart).
+    """
+    d = baselines_dir / "probas" / task / system / f"seed{seed}"
+    out = []
+    for role in ("valid", "test"):
+        f = d / f"proba_{role}.npy"
+        if not f.exists():
+            raise StageError(f"{f}: no saved probabilities for fusing '{system}'; rerun the baselines stage "
+                             f"(`--from baselines`) or remove it from evaluate.fuse_with")
+        if not np.array_equal(np.load(d / f"labels_{role}.npy"), np.load(task_dir / role / "labels.npy")):
+            raise StageError(f"{d}: the {role} labels differ from {task_dir / role / 'labels.npy'}; "
+                             f"the baselines and encode stages read different task files")
+        out.append(np.load(f))
+    return out[0], out[1]
+
+
+def fused_probas(test: dict[str, np.ndarray], valid: dict[str, np.ndarray], baseline: tuple[np.ndarray, np.ndarray],
+                 name: str, task_dir: Path, score: Callable[[np.ndarray, np.ndarray], float]
+                 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """`"ensemble + <name>"`: the seed's ULMFiT ensemble averaged with a baseline, weight fitted on valid."""
+    if "ensemble" not in test or "ensemble" not in valid:
+        return {}, {}
+    y_valid = np.load(task_dir / "valid" / "labels.npy")
+    w = tune_fusion_weight(valid["ensemble"], baseline[0], y_valid, score)
+    return {f"ensemble + {name}": fuse_proba(test["ensemble"], baseline[1], w)}, {f"ensemble + {name}": w}
+
+
+def task_system_probas(cfg: Config, clf_task_dir: Path, task_dir: Path, baselines_dir: Path, *,
+                       score: Callable[[np.ndarray, np.ndarray], float], fuse_with: Sequence[str]
+                       ) -> tuple[dict[int | None, dict[str, np.ndarray]], dict[str, list[float]], dict[str, float]]:
+    """Every system's test probabilities for one task: per seed, and under key None the pooled-seed ensemble.
+
+    Per seed `seed_system_probas`, then each seed's ensemble fused with the `fuse_with` baselines (when the
+    task has a valid split), then `pooled_seed_probas`. Also returns the valid-tuned offsets and the fusion
+    weights, keyed `"<system>/seed<seed>"` (`"<system>/pooled"` for the pooled ensemble's offsets). The
+    evaluate stage and `partial_records` both score these.
+    """
+    by_seed, per_seed, biases, weights = {}, {}, {}, {}
+    for seed in cfg.evaluate.seeds:
+        probas, valid_probas, seed_biases = seed_system_probas(
+            clf_task_dir, task_dir, seed, cfg.pretrain.directions, calibrate=cfg.classifier.calibrate, score=score)
+        per_seed[seed] = (probas, valid_probas)
+        biases.update({f"{system}/seed{seed}": b for system, b in seed_biases.items()})
+        for baseline in fuse_with if (task_dir / "valid").exists() else []:
+            saved = baseline_probas(baselines_dir, task_dir.name, baseline, seed, task_dir)
+            fused, w = fused_probas(probas, valid_probas, saved, baseline, task_dir, score)
+            probas.update(fused)
+            weights.update({f"{system}/seed{seed}": v for system, v in w.items()})
+        by_seed[seed] = probas
+    pooled, pooled_biases = pooled_seed_probas(per_seed, task_dir, calibrate=cfg.classifier.calibrate, score=score)
+    biases.update({f"{system}/pooled": b for system, b in pooled_biases.items()})
+    by_seed[None] = pooled
+    return by_seed, biases, weights

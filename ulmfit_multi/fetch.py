@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
+import tarfile
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 
-from .atomic import sha256_file
+from .atomic import read_json, sha256_file
 from .errors import FetchError
 
 CHUNK_BYTES = 1 << 16
@@ -117,3 +120,39 @@ def url_for(rel_path: str, remotes: list[tuple[str, str]]) -> str:
         return ""
     rest = rel_path[len(best):]
     return best_url.rstrip("/") + "/" + urllib.request.quote(rest)
+
+
+def locate_source(rel: str, url: str, *, data_dir: Path, mirror: Path | None, sha256: str = "",
+                  progress: bool = True) -> Path:
+    """A corpus source: a file, or a folder fetched as a .tar.gz/.zip archive in normal use."""
+    if url.endswith((".tar.gz", ".tgz", ".zip")) and not rel.endswith((".tar.gz", ".tgz", ".zip")):
+        for root in [mirror, data_dir]:
+            if root is not None and (root / rel).is_dir():
+                return root / rel
+        archive = locate(rel + (".zip" if url.endswith(".zip") else ".tar.gz"), data_dir=data_dir,
+                         mirror=None, url=url, sha256=sha256, progress=progress)
+        return extract_archive(archive, data_dir / rel)
+    return locate(rel, data_dir=data_dir, mirror=mirror, url=url, sha256=sha256, progress=progress)
+
+
+def extract_archive(archive: Path, dest: Path) -> Path:
+    """Unpack a .zip or .tar.gz into `dest` (via a temporary folder); a single top folder is unwrapped."""
+    tmp = dest.with_name(dest.name + ".extracting")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if archive.suffix == ".zip":
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(tmp)
+    else:
+        with tarfile.open(archive) as t:
+            t.extractall(tmp, filter="data")
+    inner = list(tmp.iterdir())
+    src = inner[0] if len(inner) == 1 and inner[0].is_dir() else tmp  # GitHub archives have one top folder
+    shutil.move(str(src), str(dest))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def fetched_files_exist(done: Path) -> bool:
+    """Whether every file a finished fetch stage found (its `fetched.json`) is still there."""
+    fetched = read_json(done / "fetched.json")
+    return all(Path(v["path"]).exists() for v in fetched.values() if v.get("path"))

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import REPO_ROOT, _suggest, from_dict, read_toml
+from .paths import REPO_ROOT
+from .schema import from_dict, read_toml, suggest
 from .errors import RecipeError
 
 LANGS_DIR = REPO_ROOT / "langs"
@@ -47,7 +48,7 @@ def load_lang(code: str, where: str = "") -> LangSpec:
     if not path.exists():
         known = [p.stem for p in lang_files()]
         prefix = f"{where}: " if where else ""
-        close = _suggest(code, known)
+        close = suggest(code, known)
         listing = "" if "known:" in close else f"; known: {', '.join(known)}"
         raise RecipeError(f"{prefix}unknown language code '{code}'{close}{listing}")
     spec: LangSpec = from_dict(LangSpec, read_toml(path), str(path))

@@ -314,15 +314,6 @@ class Classifier(nn.Module):
         return self.head(*self.encoder(x, lengths))
 
 
-def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
-    """Reverse each row's real tokens, padding stays on the right (documents for a backward model)."""
-    T = x.size(1)
-    pos = torch.arange(T, device=x.device)[None]  # (1, T)
-    lengths = lengths.to(x.device)[:, None]
-    src = torch.where(pos < lengths, lengths - 1 - pos, pos)
-    return x.gather(1, src)
-
-
 # ---------------------------------------------------------------------------------------------
 # Builders, layer groups, transfer
 
@@ -363,20 +354,3 @@ def load_encoder_into_classifier(clf: Classifier, lm: LanguageModel) -> None:
     """Copy the (fine-tuned) LM encoder weights into the classifier's encoder."""
     clf.encoder.module.load_state_dict(lm.encoder.state_dict())
 
-
-def adapt_embeddings(old_state: dict, old_vocab: list[str], new_vocab: list[str]) -> dict:
-    """Map an LM state dict to a new vocabulary: shared tokens keep their rows, new ones get the mean row.
-
-    Applies to every tensor whose key ends in `encoder.weight`, `emb.weight` (EmbeddingDropout's alias),
-    `decoder.weight` or `decoder.bias` with first dimension len(old_vocab): embedding, tied decoder, bias.
-    """
-    old_index = {w: i for i, w in enumerate(old_vocab)}
-    rows = torch.tensor([old_index.get(w, -1) for w in new_vocab])
-    new_state = dict(old_state)
-    for key, t in old_state.items():
-        if key.endswith(("encoder.weight", "emb.weight", "decoder.weight", "decoder.bias")) and t.size(0) == len(old_vocab):
-            new = t.mean(0, keepdim=True).expand(len(new_vocab), *t.shape[1:]).clone()
-            known = rows >= 0
-            new[known] = t[rows[known]]
-            new_state[key] = new
-    return new_state

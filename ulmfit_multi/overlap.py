@@ -1,7 +1,8 @@
 """Texts shared between the splits of a recipe's tasks.
 
 Datasets re-use comments across releases: FIRE 2021's Tamil train split holds most of FIRE 2020's test
-comments. The corpus stage keeps every test text of every task out of the LM corpus (`all_test_texts`);
+comments. The corpus stage keeps every test text of every task out of the LM corpus
+(`corpus.tasks.all_test_texts`);
 `ulmfit-multi overlap RECIPE` shows where shared texts are, split pair by split pair.
 
 Usage:
@@ -13,25 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .atomic import read_json
-from .config import load_run_config
-from .pipeline import load_tasks, prepare_text, run_recipe
-
-
-def _test_sets(tasks: dict[str, Any]) -> dict[str, set[str]]:
-    """Each task's test texts, normalized as the pipeline normalizes task text."""
-    return {name: {prepare_text(t) for t in data.splits["test"].texts} for name, data in tasks.items()
-            if "test" in data.splits}  # fmt: skip
-
-
-def all_test_texts(tasks: dict[str, Any]) -> set[str]:
-    """Every test text of every task, normalized as the pipeline normalizes task text."""
-    return set().union(*_test_sets(tasks).values())
+from .corpus.tasks import load_tasks, prepare_text, test_sets
+from .runfolder import RunFolder
 
 
 def split_overlap(tasks: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per (non-test split, test split) pair sharing at least one distinct normalized text."""
-    tests = _test_sets(tasks)
+    tests = test_sets(tasks)
     rows = []
     for name, data in tasks.items():
         for role, split in data.splits.items():
@@ -60,7 +49,10 @@ def recipe_overlap(name: str, *, preset: str = "cpu", overrides: list[str] | Non
                    mirror: str | Path | None = None, data_dir: str | Path | None = None,
                    work_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """`split_overlap` of a recipe's tasks, after its fetch stage (run or reused)."""
+    from .atomic import read_json
+    from .pipeline import run_recipe
+
     result = run_recipe(name, preset=preset, overrides=overrides, mirror=mirror, data_dir=data_dir,
                         work_dir=work_dir, until="fetch", progress=False)
-    fetched = read_json(result.run_dir / "01-fetch" / "fetched.json")
-    return split_overlap(load_tasks(load_run_config(result.run_dir), fetched))
+    run = RunFolder(result.run_dir)
+    return split_overlap(load_tasks(run.config(), read_json(run.stage_dir("fetch") / "fetched.json")))

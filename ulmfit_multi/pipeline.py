@@ -16,88 +16,46 @@ Usage (Python):
 
 from __future__ import annotations
 
-import json
 import logging
 import shlex
 import shutil
-import tarfile
-import unicodedata
-import zipfile
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
-from .atomic import atomic_write, read_json, write_json
-from .config import ClassifierConfig, Config, load_recipe
-from .errors import DataError, FetchError, StageError
-from .fetch import locate, url_for
-from .langs import LangSpec, load_lang
+from .atomic import read_json, write_json
+from .builders import device_for
+from .config import Config, load_recipe
+from .corpus.tasks import load_tasks, prepare_text, write_task_text
+from .errors import DataError, FetchError
+from .evaluate import compute_metrics, metric_fn
+from .fetch import fetched_files_exist, locate, locate_source, url_for
+from .langs import load_lang
 from .paths import Paths
+from .runfolder import make_record, read_records, write_records
 from .stages import RunResult, Stage, StageContext, run_stages
 
 log = logging.getLogger("ulmfit_multi")
-DIRECTIONS = ("fwd", "bwd")
-
-
-# ------------------------------------------------------------------ helpers
-
-
-def device_for(cfg: Config) -> str:
-    """'cuda' when asked for or available (auto), else 'cpu'."""
-    import torch
-
-    if cfg.runtime.device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return cfg.runtime.device
-
-
-def _main_lang(cfg: Config) -> LangSpec:
-    return load_lang(cfg.recipe.langs[0])
 
 
 def _fetched(ctx: StageContext) -> dict[str, dict[str, Any]]:
     return read_json(ctx.input("fetch") / "fetched.json")
 
 
-def _resolver(fetched: dict[str, dict[str, Any]]):
-    def resolve(rel: str) -> Path | None:
-        entry = fetched.get(rel)
-        return Path(entry["path"]) if entry and entry.get("path") else None
-    return resolve
+def _task_dirs(ctx: StageContext) -> dict[str, Path]:
+    root = ctx.input("encode") / "tasks"
+    return {t.name: root / t.name for t in ctx.cfg.tasks if (root / t.name / "train").exists()}
 
 
-def prepare_text(text: str) -> str:
-    """Normalization applied to every task text, at training and at prediction time."""
-    from .corpus.social import normalize_social
-
-    return normalize_social(unicodedata.normalize("NFC", text)).strip()
+def _epoch_events(ctx: StageContext, **ids: Any):
+    """An `on_epoch` hook that reports each finished epoch as a stage event (what Ray's progress board reads)."""
+    return lambda rec: ctx.emit({"event": "epoch", **ids, **rec})
 
 
-def load_tasks(cfg: Config, fetched: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Load each task's splits (sub-sampled with a fixed seed when data.max_task_rows > 0)."""
-    from .corpus.tasks import TaskSpec, load_task
-
-    out = {}
-    for task in cfg.tasks:
-        spec = TaskSpec(name=task.name, lang=task.lang, format=task.format, text=task.text, label=task.label,
-                        labels=dict(task.labels), splits=dict(task.splits), quoting=task.quoting,
-                        on_bad_row=task.on_bad_row, metric=task.metric, note=task.note)
-        data = load_task(spec, _resolver(fetched))
-        if cfg.data.max_task_rows:
-            for split in data.splits.values():
-                _subsample(split, cfg.data.max_task_rows)
-        out[task.name] = data
-    return out
-
-
-def _subsample(split: Any, n: int) -> None:
-    # task files are often sorted by label: a seeded sample, kept in file order, not the first n rows
-    if len(split.texts) <= n:
-        return
-    keep = np.sort(np.random.default_rng(0).choice(len(split.texts), size=n, replace=False))
-    split.texts = [split.texts[i] for i in keep]
-    split.labels = np.asarray(split.labels)[keep]
+def lm_text_files(corpus_dir: Path) -> list[Path]:
+    """Every text shard of a built corpus (all languages, synthetic and task text), in a fixed order."""
+    return sorted(p for p in corpus_dir.rglob("*.txt") if not p.name.startswith("."))
 
 
 # ------------------------------------------------------------------ stages
@@ -111,7 +69,8 @@ def fetch(ctx: StageContext) -> dict[str, Any]:
     for src in cfg.corpus.sources:
         url = src.url or url_for(src.path, remotes)
         try:
-            path = _locate_source(src.path, url, cfg, paths)
+            path = locate_source(src.path, url, data_dir=paths.data_dir, mirror=paths.mirror,
+                                 sha256=cfg.data.sha256.get(src.path, ""), progress=ctx.progress)
             fetched[src.path] = {"path": str(path), "role": f"corpus:{src.name}"}
         except FetchError as e:
             if not src.optional:
@@ -129,40 +88,6 @@ def fetch(ctx: StageContext) -> dict[str, Any]:
     write_json(ctx.out / "fetched.json", fetched)
     missing = sorted(k for k, v in fetched.items() if not v["path"])
     return {"files": len(fetched), "unavailable": missing}
-
-
-def _locate_source(rel: str, url: str, cfg: Config, paths: Paths) -> Path:
-    """A corpus source: a file, or a folder fetched as a .tar.gz/.zip archive in normal use."""
-    if url.endswith((".tar.gz", ".tgz", ".zip")) and not rel.endswith((".tar.gz", ".tgz", ".zip")):
-        for root in [paths.mirror, paths.data_dir]:
-            if root is not None and (root / rel).is_dir():
-                return root / rel
-        archive = locate(rel + (".zip" if url.endswith(".zip") else ".tar.gz"), data_dir=paths.data_dir,
-                         mirror=None, url=url, sha256=cfg.data.sha256.get(rel, ""), progress=cfg.runtime.progress)
-        return _extract(archive, paths.data_dir / rel)
-    return locate(rel, data_dir=paths.data_dir, mirror=paths.mirror, url=url,
-                  sha256=cfg.data.sha256.get(rel, ""), progress=cfg.runtime.progress)
-
-
-def _extract(archive: Path, dest: Path) -> Path:
-    tmp = dest.with_name(dest.name + ".extracting")
-    shutil.rmtree(tmp, ignore_errors=True)
-    if archive.suffix == ".zip":
-        with zipfile.ZipFile(archive) as z:
-            z.extractall(tmp)
-    else:
-        with tarfile.open(archive) as t:
-            t.extractall(tmp, filter="data")
-    inner = list(tmp.iterdir())
-    src = inner[0] if len(inner) == 1 and inner[0].is_dir() else tmp  # GitHub archives have one top folder
-    shutil.move(str(src), str(dest))
-    shutil.rmtree(tmp, ignore_errors=True)
-    return dest
-
-
-def _fetch_still_valid(done: Path) -> bool:
-    fetched = read_json(done / "fetched.json")
-    return all(Path(v["path"]).exists() for v in fetched.values() if v.get("path"))
 
 
 def corpus(ctx: StageContext) -> dict[str, Any]:
@@ -195,42 +120,12 @@ def corpus(ctx: StageContext) -> dict[str, Any]:
                             token_switch_prob=s.token_switch_prob, seed=0))
     if c.task_text:
         tasks = load_tasks(cfg, fetched)
-        n, dropped = _write_task_text(tasks, ("train", "valid", "unlabeled"), ctx.out / "task" / "task-00000.txt")
+        n, dropped = write_task_text(tasks, ("train", "valid", "unlabeled"), ctx.out / "task" / "task-00000.txt")
         summary["task_text_docs"] = n
         summary["task_text_dropped_test_overlap"] = dropped
     if not lm_text_files(ctx.out):
         raise DataError(f"corpus for recipe '{cfg.recipe.name}': no text at all (no source was available)")
     return summary
-
-
-def _write_task_text(tasks: dict[str, Any], roles: tuple[str, ...], path: Path) -> tuple[int, int]:
-    """Task texts in corpus format (one document per comment/review); returns (written, dropped).
-
-    Never a test text: not the test splits, and not any text equal to a test text of any task. Datasets
-    share comments across releases (most of FIRE 2020's Tamil test comments are in the FIRE 2021 train
-    split), so without this check the LM corpus of a multi-task recipe would hold one task's test set.
-    """
-    from .overlap import all_test_texts
-
-    test = all_test_texts(tasks)
-    n = dropped = 0
-    with atomic_write(path) as f:
-        for data in tasks.values():
-            for role in roles:
-                if role in data.splits:
-                    for text in data.splits[role].texts:
-                        text = prepare_text(text)
-                        if text in test:
-                            dropped += 1
-                        elif text:
-                            f.write(text.replace("\n", " ") + "\n\n")
-                            n += 1
-    return n, dropped
-
-
-def lm_text_files(corpus_dir: Path) -> list[Path]:
-    """Every text shard of a built corpus (all languages, synthetic and task text), in a fixed order."""
-    return sorted(p for p in corpus_dir.rglob("*.txt") if not p.name.startswith("."))
 
 
 def tokenizer(ctx: StageContext) -> dict[str, Any]:
@@ -244,7 +139,7 @@ def tokenizer(ctx: StageContext) -> dict[str, Any]:
     if t.task_text and ctx.cfg.tasks:
         tasks = load_tasks(ctx.cfg, read_json(ctx.input("fetch") / "fetched.json"))
         extra = ctx.out / "task-train.txt.in"
-        if _write_task_text(tasks, ("train",), extra)[0]:
+        if write_task_text(tasks, ("train",), extra)[0]:
             inputs.append((extra, t.weights.get("task", 1.0)))
     model = train_tokenizer(inputs, ctx.out, vocab_size=t.vocab_size, model_type=t.model_type,
                             character_coverage=t.character_coverage, max_sentences=t.max_sentences,
@@ -280,29 +175,13 @@ def encode(ctx: StageContext) -> dict[str, Any]:
     return summary
 
 
-def _lm_config(cfg: Config, vocab_size: int, drop_mult: float):
-    from .model import ModelConfig
-
-    m = cfg.model
-    return ModelConfig(vocab_size=vocab_size, emb_size=m.emb_size, hidden_size=m.hidden_size, n_layers=m.n_layers,
-                       drop_mult=drop_mult)
-
-
-def _lm_train_config(section, discriminative: bool):
-    from .train import LMTrainConfig
-
-    return LMTrainConfig(epochs=section.epochs, lr=section.lr, wd=section.wd, clip=section.clip, alpha=section.alpha,
-                         beta=section.beta, discriminative=discriminative,
-                         checkpoint_minutes=section.checkpoint_minutes,
-                         max_batches_per_epoch=section.max_batches_per_epoch,
-                         keep_best=section.keep_best)
-
-
 def pretrain(ctx: StageContext) -> dict[str, Any]:
     """Pretrain forward and backward AWD-LSTM language models on the general-domain corpus.
 
-    With pretrain.workers > 1 each direction trains data-parallel on Ray Train (`run_data_parallel`).
+    With pretrain.workers > 1 each direction trains data-parallel on Ray Train (`ddp.run_data_parallel`).
     """
+    from .jobs import pretrain_direction
+
     cfg, p = ctx.cfg, ctx.cfg.pretrain
     summary = {}
     for direction in p.directions:
@@ -312,70 +191,27 @@ def pretrain(ctx: StageContext) -> dict[str, Any]:
             continue
         job = dict(cfg=cfg, encode_dir=str(ctx.input("encode")), direction=direction, out=str(out))
         if p.workers > 1:
-            from .distributed import run_data_parallel
+            from .ddp import pretrain_worker, run_data_parallel
 
             use_gpu = {"cuda": True, "cpu": False}.get(cfg.runtime.device)  # auto: if the cluster has GPUs
             run_data_parallel(pretrain_worker, job, num_workers=p.workers, use_gpu=use_gpu,
                               storage_path=ctx.out / "ray_train")
             result = read_json(out / "result.json")
         else:
-            result = pretrain_direction(**job, device=device_for(cfg), progress=ctx.progress)
+            result = pretrain_direction(**job, device=device_for(cfg), progress=ctx.progress,
+                                        on_epoch=_epoch_events(ctx, direction=direction))
         write_json(out / "done.json", result)
         summary[direction] = result
     shutil.rmtree(ctx.out / "ray_train", ignore_errors=True)
     return summary
 
 
-def pretrain_direction(cfg: Config, encode_dir: str, direction: str, out: str, *, device: str, progress: bool,
-                       rank: int = 0, world_size: int = 1) -> dict[str, Any]:
-    """Train one LM direction on the encoded corpus; one rank's share of the batch when world_size > 1."""
-    import torch
-
-    from .model import build_language_model
-    from .tokens import LMStream, TokenStore
-    from .train import train_lm
-
-    p = cfg.pretrain
-    store = TokenStore.open(Path(encode_dir) / "lm")
-    train_tokens, valid_tokens = store.split(cfg.encode.valid_frac)
-    torch.manual_seed(0)
-    model = build_language_model(_lm_config(cfg, int(store.meta["vocab_size"]), cfg.model.drop_mult))
-    backwards = direction == "bwd"
-    train = LMStream(train_tokens, p.batch_size, cfg.model.bptt, backwards=backwards, seed=0, rank=rank,
-                     world_size=world_size)
-    valid = LMStream(valid_tokens, p.batch_size, cfg.model.bptt, backwards=backwards, seed=0,
-                     vary_bptt=False, shuffle_offset=False) if len(valid_tokens) > p.batch_size * 8 else None
-    return train_lm(model, train, valid, _lm_train_config(p, discriminative=False), Path(out),
-                    device=device, seed=0, progress=progress)
-
-
-def pretrain_worker(job: dict[str, Any]) -> None:
-    """Ray Train worker loop of a data-parallel `pretrain`: every rank trains; rank 0 writes result.json."""
-    import ray.train
-    import ray.train.torch
-
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    result = pretrain_direction(**job, device=str(ray.train.torch.get_device()), progress=False, rank=rank,
-                                world_size=world)
-    if rank == 0:
-        write_json(Path(job["out"]) / "result.json", result)
-
-
-def _task_dirs(ctx: StageContext) -> dict[str, Path]:
-    root = ctx.input("encode") / "tasks"
-    return {t.name: root / t.name for t in ctx.cfg.tasks if (root / t.name / "train").exists()}
-
-
 def finetune_lm(ctx: StageContext) -> dict[str, Any]:
     """Fine-tune each LM direction on each task's own text (train, valid, unlabeled; never test)."""
-    import torch
+    from .jobs import finetune_direction
+    from .tokens import TokenStore, check_same_tokenizer
 
-    from .model import build_language_model
-    from .tokens import LMStream, TokenStore
-    from .train import train_lm
-
-    cfg, f = ctx.cfg, ctx.cfg.finetune_lm
+    cfg = ctx.cfg
     lm_meta = TokenStore.open(ctx.input("encode") / "lm").meta
     summary: dict[str, Any] = {}
     for name, tdir in _task_dirs(ctx).items():
@@ -383,135 +219,38 @@ def finetune_lm(ctx: StageContext) -> dict[str, Any]:
                   if (tdir / role).exists()}
         check_same_tokenizer(lm_meta, stores["train"].meta, tdir / "train")
         tokens = np.concatenate([np.asarray(s.tokens) for s in stores.values()])
-        n_valid = max(len(tokens) // 10, 1)
-        vocab_size = int(stores["train"].meta["vocab_size"])
         for direction in cfg.pretrain.directions:
             out = ctx.out / name / direction
-            if (out / "done.json").exists():
-                summary[f"{name}/{direction}"] = read_json(out / "done.json")
-                continue
-            torch.manual_seed(0)
-            model = build_language_model(_lm_config(cfg, vocab_size, cfg.model.drop_mult))
-            model.load_state_dict(torch.load(ctx.input("pretrain") / direction / "model.pt", map_location="cpu"))
-            backwards = direction == "bwd"
-            train = LMStream(tokens[:-n_valid], f.batch_size, cfg.model.bptt, backwards=backwards, seed=0)
-            valid = LMStream(tokens[-n_valid:], min(f.batch_size, 8), cfg.model.bptt, backwards=backwards, seed=0,
-                             vary_bptt=False, shuffle_offset=False) if n_valid > 8 * 16 else None
-            result = train_lm(model, train, valid, _lm_train_config(f, discriminative=True), out,
-                              device=device_for(cfg), seed=0, progress=ctx.progress)
-            write_json(out / "done.json", result)
-            summary[f"{name}/{direction}"] = result
+            if not (out / "done.json").exists():
+                result = finetune_direction(cfg, tokens, int(stores["train"].meta["vocab_size"]),
+                                            ctx.input("pretrain") / direction / "model.pt", direction, out,
+                                            device=device_for(cfg), progress=ctx.progress,
+                                            on_epoch=_epoch_events(ctx, task=name, direction=direction))
+                write_json(out / "done.json", result)
+            summary[f"{name}/{direction}"] = read_json(out / "done.json")
     return summary
-
-
-def check_same_tokenizer(lm_meta: dict, task_meta: dict, task_dir: Path) -> None:
-    """Refuse to fine-tune an LM on task text encoded with another tokenizer (ids would mean other pieces).
-
-    The pipeline encodes both with the one tokenizer of the run; this guards hand-assembled stores.
-    """
-    lm_sha, task_sha = lm_meta.get("tokenizer_sha256"), task_meta.get("tokenizer_sha256")
-    if lm_meta.get("vocab_size") != task_meta.get("vocab_size") or (lm_sha and task_sha and lm_sha != task_sha):
-        raise StageError(f"{task_dir}: task text was encoded with another tokenizer than the pretraining corpus "
-                         f"(vocab {task_meta.get('vocab_size')} vs {lm_meta.get('vocab_size')}, sha256 "
-                         f"{str(task_sha)[:12]} vs {str(lm_sha)[:12]}); ULMFiT here needs one tokenizer for both: "
-                         "rerun the encode stage")
-
-
-def _classifier_batches(tdir: Path, role: str, bs: int, *, shuffle: bool, seed: int, backwards: bool,
-                        max_len: int, sampler: Any = None):
-    """Batches of one encoded split; `sampler` (a Tokenizer) turns on subword-regularization sampling."""
-    from .tokens import ClassifierBatches, TokenStore
-
-    store = TokenStore.open(tdir / role)
-    docs = [store.doc(i) for i in range(len(store))]
-    labels = np.load(tdir / role / "labels.npy")
-    resample = None
-    if sampler is not None:
-        texts = read_json(tdir / role / "texts.json")
-        resample = lambda i: sampler.encode([texts[i]], sample=True)[0] or [sampler.eos_id]  # noqa: E731
-    return ClassifierBatches(docs, labels, bs, shuffle=shuffle, seed=seed, max_len=max_len, backwards=backwards,
-                             resample=resample)
-
-
-def _tokenizer_of(encode_dir: Path) -> Path:
-    """The tokenizer folder an encode output was made with (recorded in its metadata)."""
-    return Path(read_json(encode_dir / "_stage.json")["inputs"]["tokenizer"]["path"])
-
-
-def build_task_classifier(cfg: Config, task_dir: Path, n_classes: int, lm_path: Path | None, *,
-                          drop_mult: float | None = None):
-    """The run's classifier for an encoded task, its encoder loaded from the LM at `lm_path` (None: random)."""
-    import torch
-
-    from .model import build_classifier, build_language_model, load_encoder_into_classifier
-
-    vocab_size = int(read_json(task_dir / "train" / "meta.json")["vocab_size"])
-    lm = build_language_model(_lm_config(cfg, vocab_size, cfg.model.drop_mult))
-    if lm_path is not None:
-        lm.load_state_dict(torch.load(lm_path, map_location="cpu"))
-    drop_mult = cfg.classifier.drop_mult if drop_mult is None else drop_mult
-    model = build_classifier(_lm_config(cfg, vocab_size, drop_mult), n_classes, bptt=cfg.model.bptt,
-                             max_len=cfg.classifier.max_len)
-    load_encoder_into_classifier(model, lm)
-    return model
-
-
-def classifier_train_valid(cfg: Config, task_dir: Path, encode_dir: Path, *, seed: int, backwards: bool):
-    """Train batches (with subword sampling when the recipe asks) and valid batches (None without a valid split)."""
-    from .tokenizer import Tokenizer
-
-    c = cfg.classifier
-    sampler = Tokenizer.load(_tokenizer_of(encode_dir)) if c.subword_sampling else None
-    train = _classifier_batches(task_dir, "train", c.batch_size, shuffle=True, seed=seed, backwards=backwards,
-                                max_len=c.max_len, sampler=sampler)
-    valid = _classifier_batches(task_dir, "valid", c.batch_size, shuffle=False, seed=seed, backwards=backwards,
-                                max_len=c.max_len) if (task_dir / "valid").exists() else None
-    return train, valid
-
-
-def classifier_train_config(c: ClassifierConfig):
-    """The recipe's `classifier` section as `train_classifier`'s config."""
-    from .train import ClassifierTrainConfig
-
-    return ClassifierTrainConfig(
-        epochs=c.epochs, lr=c.lr, stage_lrs=tuple(c.stage_lrs), wd=c.wd, clip=c.clip,
-        gradual_unfreezing=c.gradual_unfreezing, class_weights=c.class_weights,
-        checkpoint_minutes=c.checkpoint_minutes, max_batches_per_epoch=c.max_batches_per_epoch)
 
 
 def classifier(ctx: StageContext) -> dict[str, Any]:
     """Train ULMFiT classifiers (gradual unfreezing, discriminative LRs, STLR) per task, direction and seed."""
-    import torch
+    from .jobs import train_one_classifier
 
-    from .train import predict_proba, train_classifier
-
-    cfg, c = ctx.cfg, ctx.cfg.classifier
-    tcfg = classifier_train_config(c)
+    cfg = ctx.cfg
     summary: dict[str, Any] = {}
     for name, tdir in _task_dirs(ctx).items():
         task_meta = read_json(tdir / "task.json")
         n_classes = len(task_meta["classes"])
-        score = _metric_fn(task_meta["metric"], n_classes)
         for direction in cfg.pretrain.directions:
-            backwards = direction == "bwd"
             for seed in cfg.evaluate.seeds:
                 out = ctx.out / name / direction / f"seed{seed}"
-                key = f"{name}/{direction}/seed{seed}"
-                if (out / "done.json").exists():
-                    summary[key] = read_json(out / "done.json")
-                    continue
-                torch.manual_seed(seed)
-                model = build_task_classifier(cfg, tdir, n_classes, ctx.input("finetune_lm") / name / direction / "model.pt")
-                train, valid = classifier_train_valid(cfg, tdir, ctx.input("encode"), seed=seed, backwards=backwards)
-                result = train_classifier(model, train, valid, tcfg, out, n_classes=n_classes,
-                                          device=device_for(cfg), seed=seed, progress=ctx.progress, score=score)
-                for role in ("valid", "test"):
-                    if (tdir / role).exists():
-                        batches = _classifier_batches(tdir, role, c.batch_size * 2, shuffle=False, seed=seed,
-                                                      backwards=backwards, max_len=c.max_len)
-                        np.save(out / f"proba_{role}.npy", predict_proba(model, batches, device=device_for(cfg)))
-                write_json(out / "done.json", result)
-                summary[key] = result
+                if not (out / "done.json").exists():
+                    result = train_one_classifier(
+                        cfg, tdir, ctx.input("encode"), ctx.input("finetune_lm") / name / direction / "model.pt",
+                        direction, seed, out, n_classes=n_classes, score=metric_fn(task_meta["metric"], n_classes),
+                        device=device_for(cfg), progress=ctx.progress,
+                        on_epoch=_epoch_events(ctx, task=name, direction=direction, seed=seed))
+                    write_json(out / "done.json", result)
+                summary[f"{name}/{direction}/seed{seed}"] = read_json(out / "done.json")
     return summary
 
 
@@ -523,7 +262,6 @@ def baselines(ctx: StageContext) -> dict[str, Any]:
     were scored against, for the evaluate stage's late fusion (`evaluate.fuse_with`).
     """
     from .baselines import BASELINES
-    from .evaluate import compute_metrics
 
     cfg = ctx.cfg
     tasks = load_tasks(cfg, _fetched(ctx))
@@ -552,9 +290,10 @@ def baselines(ctx: StageContext) -> dict[str, Any]:
                     if valid is not None:
                         np.save(out / "proba_valid.npy", _pad_classes(proba[:len(valid_texts)], len(data.classes)))
                         np.save(out / "labels_valid.npy", np.asarray(valid.labels))
-                records.append(_record(name, system, seed, compute_metrics(np.asarray(test.labels), pred,
-                                                                             len(data.classes)), len(test_texts), cfg))
-    _write_records(ctx.out / "records.jsonl", records)
+                records.append(make_record(name, system, seed, compute_metrics(np.asarray(test.labels), pred,
+                                                                               len(data.classes)), len(test_texts),
+                                           preset=cfg.preset, note=data.spec.note))
+    write_records(ctx.out / "records.jsonl", records)
     return {"records": len(records)}
 
 
@@ -565,166 +304,18 @@ def _pad_classes(proba: np.ndarray, n_classes: int) -> np.ndarray:
     return np.pad(proba, ((0, 0), (0, n_classes - proba.shape[1])))
 
 
-def _metric_fn(metric: str, n_classes: int) -> Callable[[np.ndarray, np.ndarray], float]:
-    """score(y_true, y_pred) for a task's metric name (as in compute_metrics)."""
-    from .evaluate import compute_metrics
-
-    return lambda y, pred: compute_metrics(y, pred, n_classes)[metric]
-
-
-def _record(task: str, system: str, seed: int | None, metrics: dict[str, float], n: int, cfg: Config) -> dict:
-    return {"task": task, "system": system, "seed": seed, "split": "test", "metrics": metrics, "n": n,
-            "preset": cfg.preset, "note": next((t.note for t in cfg.tasks if t.name == task), "")}
-
-
-def _write_records(path: Path, records: list[dict]) -> None:
-    with atomic_write(path) as f:
-        for r in records:
-            f.write(json.dumps(r, sort_keys=True) + "\n")
-
-
-def read_records(path: Path) -> list[dict]:
-    """Result records written by the evaluate and baselines stages."""
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def seed_system_probas(clf_task_dir: Path, task_dir: Path, seed: int, directions: Sequence[str], *,
-                       calibrate: bool, score: Callable[[np.ndarray, np.ndarray], float]
-                       ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, list[float]]]:
-    """Test- and valid-split class probabilities of each system for one task and seed, and the valid-tuned offsets.
-
-    Systems: each direction whose classifier finished (`<clf_task_dir>/<direction>/seed<seed>`), their
-    `ensemble` when both did, and with `calibrate` (and a valid split) each of those again with per-class
-    offsets fitted on the valid split (`"<system> + valid-tuned bias"`). Valid probabilities are there for
-    the plain systems when the task has a valid split. Reads a finished classifier stage or one still
-    running, which is how `bench/partial_results.py` peeks at a long stage.
-    """
-    from .evaluate import ensemble_proba
-
-    has_valid = (task_dir / "valid").exists()
-    probas, valid_probas = {}, {}
-    for direction in directions:
-        f = clf_task_dir / direction / f"seed{seed}" / "proba_test.npy"
-        if f.exists():
-            probas[direction] = np.load(f)
-            if has_valid:
-                valid_probas[direction] = np.load(f.with_name("proba_valid.npy"))
-    if len(probas) == 2:
-        probas["ensemble"] = ensemble_proba([probas["fwd"], probas["bwd"]])
-        if has_valid:
-            valid_probas["ensemble"] = ensemble_proba([valid_probas["fwd"], valid_probas["bwd"]])
-    biases = _add_biased(probas, valid_probas, task_dir, score) if calibrate and has_valid else {}
-    return probas, valid_probas, biases
-
-
-def _add_biased(probas: dict[str, np.ndarray], valid_probas: dict[str, np.ndarray], task_dir: Path,
-                score: Callable[[np.ndarray, np.ndarray], float]) -> dict[str, list[float]]:
-    """Add `"<system> + valid-tuned bias"` to `probas` for each system; returns the offsets."""
-    from .evaluate import apply_class_bias, tune_class_bias
-
-    y_valid = np.load(task_dir / "valid" / "labels.npy")
-    biases = {}
-    for system in list(probas):
-        bias = tune_class_bias(valid_probas[system], y_valid, score)
-        biases[system] = bias.round(2).tolist()
-        probas[f"{system} + valid-tuned bias"] = apply_class_bias(probas[system], bias)
-    return biases
-
-
-def pooled_seed_probas(per_seed: dict[int, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]], task_dir: Path, *,
-                       calibrate: bool, score: Callable[[np.ndarray, np.ndarray], float]
-                       ) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
-    """One ensemble of every seed's forward and backward classifiers (`"ensemble of N seeds"`), N >= 2.
-
-    `per_seed` maps seed -> (test probas, valid probas) from `seed_system_probas`; seeds whose ensemble is
-    not there (a direction unfinished) are left out. With `calibrate`, also its valid-tuned-bias twin.
-    """
-    from .evaluate import ensemble_proba
-
-    seeds = [s for s, (test, _) in sorted(per_seed.items()) if "ensemble" in test]
-    if len(seeds) < 2:
-        return {}, {}
-    system = f"ensemble of {len(seeds)} seeds"
-    probas = {system: ensemble_proba([per_seed[s][0]["ensemble"] for s in seeds])}
-    if not (task_dir / "valid").exists():
-        return probas, {}
-    valid = {system: ensemble_proba([per_seed[s][1]["ensemble"] for s in seeds])}
-    return probas, (_add_biased(probas, valid, task_dir, score) if calibrate else {})
-
-
-def baseline_probas(baselines_dir: Path, task: str, system: str, seed: int, task_dir: Path
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(valid, test) class probabilities the baselines stage saved for a task, system and seed.
-
-    Raises StageError when they are missing (a baselines stage from before it saved them) or were scored
-    against other labels than the encode stage's (the two stages read the task files apart).
-    """
-    d = baselines_dir / "probas" / task / system / f"seed{seed}"
-    out = []
-    for role in ("valid", "test"):
-        f = d / f"proba_{role}.npy"
-        if not f.exists():
-            raise StageError(f"{f}: no saved probabilities for fusing '{system}'; rerun the baselines stage "
-                             f"(`--from baselines`) or remove it from evaluate.fuse_with")
-        if not np.array_equal(np.load(d / f"labels_{role}.npy"), np.load(task_dir / role / "labels.npy")):
-            raise StageError(f"{d}: the {role} labels differ from {task_dir / role / 'labels.npy'}; "
-                             f"the baselines and encode stages read different task files")
-        out.append(np.load(f))
-    return out[0], out[1]
-
-
-def fused_probas(test: dict[str, np.ndarray], valid: dict[str, np.ndarray], baseline: tuple[np.ndarray, np.ndarray],
-                 name: str, task_dir: Path, score: Callable[[np.ndarray, np.ndarray], float]
-                 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """`"ensemble + <name>"`: the seed's ULMFiT ensemble averaged with a baseline, weight fitted on valid."""
-    from .evaluate import fuse_proba, tune_fusion_weight
-
-    if "ensemble" not in test or "ensemble" not in valid:
-        return {}, {}
-    y_valid = np.load(task_dir / "valid" / "labels.npy")
-    w = tune_fusion_weight(valid["ensemble"], baseline[0], y_valid, score)
-    return {f"ensemble + {name}": fuse_proba(test["ensemble"], baseline[1], w)}, {f"ensemble + {name}": w}
-
-
-def task_system_probas(cfg: Config, clf_task_dir: Path, task_dir: Path, baselines_dir: Path, *,
-                       score: Callable[[np.ndarray, np.ndarray], float], fuse_with: Sequence[str]
-                       ) -> tuple[dict[int | None, dict[str, np.ndarray]], dict[str, list[float]], dict[str, float]]:
-    """Every system's test probabilities for one task: per seed, and under key None the pooled-seed ensemble.
-
-    Per seed `seed_system_probas`, then each seed's ensemble fused with the `fuse_with` baselines (when the
-    task has a valid split), then `pooled_seed_probas`. Also returns the valid-tuned offsets and the fusion
-    weights, keyed `"<system>/seed<seed>"` (`"<system>/pooled"` for the pooled ensemble's offsets). The
-    evaluate stage and `bench/partial_results.py` both score these.
-    """
-    by_seed, per_seed, biases, weights = {}, {}, {}, {}
-    for seed in cfg.evaluate.seeds:
-        probas, valid_probas, seed_biases = seed_system_probas(
-            clf_task_dir, task_dir, seed, cfg.pretrain.directions, calibrate=cfg.classifier.calibrate, score=score)
-        per_seed[seed] = (probas, valid_probas)
-        biases.update({f"{system}/seed{seed}": b for system, b in seed_biases.items()})
-        for baseline in fuse_with if (task_dir / "valid").exists() else []:
-            saved = baseline_probas(baselines_dir, task_dir.name, baseline, seed, task_dir)
-            fused, w = fused_probas(probas, valid_probas, saved, baseline, task_dir, score)
-            probas.update(fused)
-            weights.update({f"{system}/seed{seed}": v for system, v in w.items()})
-        by_seed[seed] = probas
-    pooled, pooled_biases = pooled_seed_probas(per_seed, task_dir, calibrate=cfg.classifier.calibrate, score=score)
-    biases.update({f"{system}/pooled": b for system, b in pooled_biases.items()})
-    by_seed[None] = pooled
-    return by_seed, biases, weights
-
-
 def evaluate(ctx: StageContext) -> dict[str, Any]:
     """Score forward, backward and ensembled classifiers on each task's test split; plots.
 
     Besides each seed's systems: one ensemble pooling every seed's classifiers (a single row), and with
     `evaluate.fuse_with` each seed's ensemble fused with those baselines (weights in `fusion_weights.json`).
     """
-    from .evaluate import compute_metrics, confusion
+    from .evaluate import confusion, task_system_probas
     from .plots import plot_confusion, plot_learning_curves
 
     cfg = ctx.cfg
     records, biases, weights = [], {}, {}
+    notes = {t.name: t.note for t in cfg.tasks}
     clf_dir = ctx.input("classifier")
     for name, tdir in _task_dirs(ctx).items():
         meta = read_json(tdir / "task.json")
@@ -732,11 +323,12 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
             continue
         y = np.load(tdir / "test" / "labels.npy")
         n_classes = len(meta["classes"])
-        score = _metric_fn(meta["metric"], n_classes)
+        score = metric_fn(meta["metric"], n_classes)
 
         def add(system: str, proba: np.ndarray, seed: int | None) -> None:
             pred = proba.argmax(1)
-            records.append(_record(name, f"ULMFiT {system}", seed, compute_metrics(y, pred, n_classes), len(y), cfg))
+            records.append(make_record(name, f"ULMFiT {system}", seed, compute_metrics(y, pred, n_classes), len(y),
+                                       preset=cfg.preset, note=notes[name]))
             if seed == cfg.evaluate.seeds[0] and system in ("ensemble", "fwd"):
                 plot_confusion(confusion(y, pred, n_classes), meta["classes"],
                                ctx.out / "plots" / f"confusion-{name}-{system}.png",
@@ -752,7 +344,7 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
         curves = sorted((clf_dir / name).glob(f"*/seed{cfg.evaluate.seeds[0]}/history.jsonl"))
         if curves:
             plot_learning_curves(curves, ctx.out / "plots" / f"learning-{name}.png", title=f"{name} classifier")
-    _write_records(ctx.out / "records.jsonl", records)
+    write_records(ctx.out / "records.jsonl", records)
     if biases:
         write_json(ctx.out / "class_bias.json", biases)
     if weights:
@@ -795,7 +387,7 @@ def table(ctx: StageContext) -> dict[str, Any]:
 
 
 STAGES: list[Stage] = [
-    Stage("fetch", fetch, reads=("data", "corpus.sources", "tasks"), still_valid=_fetch_still_valid),
+    Stage("fetch", fetch, reads=("data", "corpus.sources", "tasks"), still_valid=fetched_files_exist),
     Stage("corpus", corpus, reads=("langs", "corpus", "data.max_task_rows"), after=("fetch",), version=2),
     Stage("tokenizer", tokenizer, reads=("tokenizer", "data.max_task_rows"), after=("fetch", "corpus")),
     Stage("encode", encode, reads=("encode", "data.max_task_rows", "tasks"), after=("fetch", "corpus", "tokenizer")),
@@ -817,12 +409,16 @@ def run_recipe(recipe: str | Path, *, preset: str = "smoke", overrides: list[str
                data_dir: str | Path | None = None, mirror: str | Path | None = None,
                work_dir: str | Path | None = None, from_stage: str | None = None, only: str | None = None,
                until: str | None = None, force: bool = False, device: str | None = None,
-               progress: bool | None = None) -> RunResult:
-    """Load a recipe and run its stages (skipping finished ones); the Python face of `ulmfit-multi recipe`."""
+               progress: bool | None = None, on_event: Callable[[dict], None] | None = None) -> RunResult:
+    """Load a recipe and run its stages (skipping finished ones); the Python face of `ulmfit-multi recipe`.
+
+    `on_event(event)` gets the engine's stage events and the training stages' per-epoch events (dicts).
+    """
     cfg = load_recipe(recipe, preset, overrides)
     if device:
         cfg.runtime.device = device
     if progress is not None:
         cfg.runtime.progress = progress
     paths = Paths.resolve(data_dir, mirror, work_dir)
-    return run_stages(STAGES, cfg, paths, from_stage=from_stage, only=only, until=until, force=force)
+    return run_stages(STAGES, cfg, paths, from_stage=from_stage, only=only, until=until, force=force,
+                      on_event=on_event)

@@ -33,29 +33,26 @@ class Predictor:
         """Load the tokenizer and the classifiers of `task` (default: the first task) from a run folder."""
         import torch
 
-        from .model import build_classifier
-        from .pipeline import _lm_config  # one place builds model configs from a recipe
-        from .config import load_run_config
+        from .builders import build_run_classifier
+        from .runfolder import RunFolder
         from .tokenizer import Tokenizer
-        from .tables_gather import _stage_dir
 
-        run_dir = Path(run_dir)
-        cfg = load_run_config(run_dir)
+        run = RunFolder(run_dir)
+        cfg = run.config()
         task = task or (cfg.tasks[0].name if cfg.tasks else None)
         if task is None:
-            raise StageError(f"{run_dir}: this recipe has no classification task")
-        tdir = _stage_dir(run_dir, "encode") / "tasks" / task
+            raise StageError(f"{run.path}: this recipe has no classification task")
+        tdir = run.stage_dir("encode") / "tasks" / task
         if not tdir.exists():
-            raise StageError(f"{run_dir}: no task '{task}'; tasks are {[t.name for t in cfg.tasks]}")
+            raise StageError(f"{run.path}: no task '{task}'; tasks are {[t.name for t in cfg.tasks]}")
         classes = read_json(tdir / "task.json")["classes"]
-        tok = Tokenizer.load(_stage_dir(run_dir, "tokenizer"))
+        tok = Tokenizer.load(run.stage_dir("tokenizer"))
         models = {}
         for direction in cfg.pretrain.directions:
-            weights = _stage_dir(run_dir, "classifier") / task / direction / f"seed{seed}" / "model.pt"
+            weights = run.stage_dir("classifier") / task / direction / f"seed{seed}" / "model.pt"
             if not weights.exists():
                 raise StageError(f"{weights}: no trained classifier (run the classifier stage)")
-            model = build_classifier(_lm_config(cfg, tok.vocab_size, cfg.classifier.drop_mult), len(classes),
-                                     bptt=cfg.model.bptt, max_len=cfg.classifier.max_len)
+            model = build_run_classifier(cfg, tok.vocab_size, len(classes))
             model.load_state_dict(torch.load(weights, map_location="cpu"))
             models[direction] = model.to(device).eval()
         return cls(tok, models, classes, cfg.classifier.max_len, device)
@@ -64,7 +61,7 @@ class Predictor:
         """Ensembled class probabilities, shape (len(texts), n_classes)."""
         from .pipeline import prepare_text
         from .tokens import ClassifierBatches
-        from .train import predict_proba
+        from .train_classifier import predict_proba
 
         docs = [d or [self.tokenizer.eos_id] for d in self.tokenizer.encode([prepare_text(t) for t in texts])]
         probas = []

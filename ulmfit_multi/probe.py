@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import read_json
 from .errors import StageError
-from .tables_gather import _stage_dir
+from .runfolder import RunFolder
 
 ENCODERS = ("random", "pretrained", "fine-tuned")
 
@@ -65,33 +66,33 @@ def probe_run(run_dir: str | Path, task: str, *, direction: str = "fwd", max_tra
     """Probe rows {encoder, weighted_f1, macro_f1, accuracy} on the valid split: majority class first, then ENCODERS."""
     import torch
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, f1_score
 
-    from .config import load_run_config
-    from .pipeline import _lm_config  # one place builds model configs from a recipe
+    from .builders import model_config
+    from .evaluate import compute_metrics
     from .tokens import TokenStore
 
-    run_dir = Path(run_dir)
-    task_dir = _stage_dir(run_dir, "encode") / "tasks" / task
+    run = RunFolder(run_dir)
+    task_dir = run.stage_dir("encode") / "tasks" / task
     if not task_dir.is_dir():
-        raise StageError(f"{run_dir}: no encoded task '{task}' (folder {task_dir} is missing)")
+        raise StageError(f"{run.path}: no encoded task '{task}' (folder {task_dir} is missing)")
     weights = {
         "random": None,
-        "pretrained": _stage_dir(run_dir, "pretrain") / direction / "model.pt",
-        "fine-tuned": _stage_dir(run_dir, "finetune_lm") / task / direction / "model.pt",
+        "pretrained": run.stage_dir("pretrain") / direction / "model.pt",
+        "fine-tuned": run.stage_dir("finetune_lm") / task / direction / "model.pt",
     }
     for path in filter(None, weights.values()):
         if not path.exists():
             raise StageError(f"{path}: no {direction} language model in this run")
     # eval mode: drop_mult has no effect on the features
-    cfg = _lm_config(load_run_config(run_dir), TokenStore.open(task_dir / "train").meta["vocab_size"], drop_mult=1.0)
+    cfg = model_config(run.config(), TokenStore.open(task_dir / "train").meta["vocab_size"], drop_mult=1.0)
     train_docs, y_train = _split(task_dir, "train", max_train)
     valid_docs, y_valid = _split(task_dir, "valid", None)
 
+    n_classes = len(read_json(task_dir / "task.json")["classes"])
+
     def row(name: str, pred: np.ndarray) -> dict:
-        return dict(encoder=name, weighted_f1=f1_score(y_valid, pred, average="weighted"),
-                    macro_f1=f1_score(y_valid, pred, average="macro"), accuracy=accuracy_score(y_valid, pred),
-                    n_train=len(train_docs), n_valid=len(valid_docs))
+        return dict(encoder=name, **compute_metrics(y_valid, pred, n_classes), n_train=len(train_docs),
+                    n_valid=len(valid_docs))
 
     rows = [row("majority class", np.full_like(y_valid, np.bincount(y_train).argmax()))]
     backwards = direction == "bwd"

@@ -31,13 +31,29 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
-from .atomic import write_json
-from .config import Config, section, to_toml
+from .atomic import atomic_write, write_json
+from .config import Config, section
 from .errors import StageError
 from .paths import Paths
+from .schema import to_toml
 
 log = logging.getLogger("ulmfit_multi")
 META = "_stage.json"
+EventHook = Callable[[dict[str, Any]], None]
+
+
+def ignore_event(event: dict[str, Any]) -> None:
+    """The default `StageContext.emit`: events go nowhere."""
+
+
+def notify(on_event: EventHook | None, event: dict[str, Any]) -> None:
+    """Call `on_event(event)` if there is one; an exception it raises is logged at debug level, never raised."""
+    if on_event is None:
+        return
+    try:
+        on_event(event)
+    except Exception:
+        log.debug("on_event callback failed on %s", event, exc_info=True)
 
 
 @dataclass
@@ -50,6 +66,8 @@ class StageContext:
     out: Path
     inputs: dict[str, Path]
     fingerprint: str
+    # a stage reports its own events here (e.g. {"event": "epoch", ...}); run_stages adds "stage"
+    emit: EventHook = field(default=ignore_event)
 
     @property
     def progress(self) -> bool:
@@ -85,7 +103,7 @@ class StageResult:
     """What happened to one stage in a run."""
 
     name: str
-    status: str  # "skipped" | "ran" | "failed" | "not run"
+    status: str  # "skipped" | "ran" | "running" | "failed" | "not run"
     fingerprint: str
     path: Path
     seconds: float = 0.0
@@ -184,17 +202,22 @@ def select(stages: list[Stage], *, from_stage: str | None, only: str | None, unt
 
 
 def run_stages(stages: list[Stage], cfg: Config, paths: Paths, *, from_stage: str | None = None,
-               only: str | None = None, until: str | None = None, force: bool = False) -> RunResult:
-    """Run (or skip) the stages in order; returns what happened to each."""
+               only: str | None = None, until: str | None = None, force: bool = False,
+               on_event: EventHook | None = None) -> RunResult:
+    """Run (or skip) the stages in order; returns what happened to each.
+
+    on_event: called with {"event": "stage", "stage": name, "status": "skip" | "run" | "done" | "failed"}
+    (plus "seconds" with "done", "error" with "failed") as each stage is skipped, starts, finishes or fails,
+    and with every event a stage function sends through `ctx.emit` (with "stage" set to its name). An
+    exception raised by on_event is logged at debug level and never stops the run.
+    """
     chosen, forced = select(stages, from_stage=from_stage, only=only, until=until, force=force)
     fps = compute_fingerprints(stages, cfg)
     run_dir = run_dir_for(paths, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "config.resolved.toml.tmp", "w", encoding="utf-8") as f:
+    with atomic_write(run_dir / "config.resolved.toml") as f:
         f.write(f"# resolved from {cfg.source_file}, preset {cfg.preset}\n")
         f.write(to_toml(cfg.to_dict()))
-    os.replace(run_dir / "config.resolved.toml.tmp", run_dir / "config.resolved.toml")
-    by_name = {s.name: s for s in stages}
     results: list[StageResult] = []
     for index, st in enumerate(stages):
         if st not in chosen:
@@ -213,29 +236,42 @@ def run_stages(stages: list[Stage], cfg: Config, paths: Paths, *, from_stage: st
         valid = done.exists() and (st.still_valid is None or st.still_valid(done))
         if valid and st.name not in forced:
             log.info("%s skip %s", label, fp[:12])
+            notify(on_event, {"event": "stage", "stage": st.name, "status": "skip"})
             results.append(StageResult(st.name, "skipped", fp, done, summary=_read_summary(done)))
             _link(run_dir, index, st.name, done)
             continue
         log.info("%s run %s", label, fp[:12])
+        notify(on_event, {"event": "stage", "stage": st.name, "status": "run"})
+        partial = done.with_name(done.name + ".partial")
+        _write_run_json(run_dir, cfg, [*results, StageResult(st.name, "running", fp, partial)], fps)
         try:
-            result = _run_one(st, by_name, cfg, paths, fp, done, inputs, fresh=st.name in forced)
+            result = _run_one(st, cfg, paths, fp, done, inputs, fresh=st.name in forced,
+                              emit=_stage_emitter(on_event, st.name))
         except BaseException as e:  # record the failure in run.json, then let it propagate
-            results.append(StageResult(st.name, "failed", fp, done.with_name(done.name + ".partial"),
-                                       error=f"{type(e).__name__}: {e}"))
-            _write_run_json(run_dir, cfg, results)
+            error = f"{type(e).__name__}: {e}"
+            results.append(StageResult(st.name, "failed", fp, partial, error=error))
+            _write_run_json(run_dir, cfg, results, fps)
+            notify(on_event, {"event": "stage", "stage": st.name, "status": "failed", "error": error})
             raise
         results.append(result)
         _link(run_dir, index, st.name, done)
-        _write_run_json(run_dir, cfg, results)
+        _write_run_json(run_dir, cfg, results, fps)
         log.info("%s done in %.1fs", label, result.seconds)
-    _write_run_json(run_dir, cfg, results)
+        notify(on_event, {"event": "stage", "stage": st.name, "status": "done", "seconds": result.seconds})
+    _write_run_json(run_dir, cfg, results, fps)
     return RunResult(run_dir, results)
 
 
-def _run_one(st: Stage, by_name: dict[str, Stage], cfg: Config, paths: Paths, fp: str, done: Path,
-             inputs: dict[str, Path], fresh: bool) -> StageResult:
+def _stage_emitter(on_event: EventHook | None, stage: str) -> EventHook:
+    if on_event is None:
+        return ignore_event
+    return lambda event: notify(on_event, {**event, "stage": stage})
+
+
+def _run_one(st: Stage, cfg: Config, paths: Paths, fp: str, done: Path, inputs: dict[str, Path], fresh: bool,
+             emit: EventHook) -> StageResult:
     with stage_lock(done):
-        return _run_locked(st, cfg, paths, fp, done, inputs, fresh)
+        return _run_locked(st, cfg, paths, fp, done, inputs, fresh, emit)
 
 
 @contextlib.contextmanager
@@ -279,12 +315,13 @@ def _alive(pid: int) -> bool:
 
 
 def _run_locked(st: Stage, cfg: Config, paths: Paths, fp: str, done: Path, inputs: dict[str, Path],
-                fresh: bool) -> StageResult:
+                fresh: bool, emit: EventHook) -> StageResult:
     partial = done.with_name(done.name + ".partial")
     if fresh and partial.exists():
         shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
-    ctx = StageContext(cfg=cfg, paths=paths, stage=st.name, out=partial, inputs=inputs, fingerprint=fp)
+    ctx = StageContext(cfg=cfg, paths=paths, stage=st.name, out=partial, inputs=inputs, fingerprint=fp,
+                       emit=emit)
     started = time.time()
     summary = st.fn(ctx) or {}
     seconds = time.time() - started
@@ -339,13 +376,20 @@ def _link(run_dir: Path, index: int, name: str, target: Path) -> None:
         link.with_suffix(".path").write_text(str(target), encoding="utf-8")
 
 
-def _write_run_json(run_dir: Path, cfg: Config, results: list[StageResult]) -> None:
+def _write_run_json(run_dir: Path, cfg: Config, results: list[StageResult], fps: dict[str, str]) -> None:
+    """run.json: every stage the run folder has reached with the current fingerprints (this invocation's
+    results over earlier ones, in stage order), so a stage's output is found by name (`runfolder.RunFolder`)."""
+    entries: dict[str, dict[str, Any]] = {}
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        entries = {e["name"]: e for e in json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["stages"]}
+    for r in results:
+        entries[r.name] = {"name": r.name, "status": r.status, "fingerprint": r.fingerprint[:12], "path": str(r.path),
+                           "seconds": round(r.seconds, 3), **({"error": r.error} if r.error else {})}
     write_json(run_dir / "run.json", {
         "recipe": cfg.recipe.name,
         "preset": cfg.preset,
         "source_file": cfg.source_file,
-        "stages": [{"name": r.name, "status": r.status, "fingerprint": r.fingerprint[:12], "path": str(r.path),
-                    "seconds": round(r.seconds, 3), **({"error": r.error} if r.error else {})} for r in results],
+        "stages": [entries[n] for n, fp in fps.items() if n in entries and entries[n]["fingerprint"] == fp[:12]],
         "environment": environment(),
     })
 

@@ -47,7 +47,13 @@ def _system_key(system: str) -> tuple[float, str]:
 def _grid(records: list[dict], references: list[dict], metric_by_task: dict[str, str],
           unavailable: dict[str, str]) -> tuple[list[str], list[list[str]], list[str]]:
     """Header, rows of cells, footnotes."""
-    agg = aggregate(records)
+    return grid_from_aggregate(aggregate(records), references, metric_by_task, unavailable)
+
+
+def grid_from_aggregate(agg: list[dict], references: list[dict], metric_by_task: dict[str, str],
+                        unavailable: dict[str, str]) -> tuple[list[str], list[list[str]], list[str]]:
+    """Header, rows of cells, footnotes from aggregated rows (`aggregate`'s output, or a results.json's
+    "aggregate" when its per-seed records are not kept)."""
     tasks = list(metric_by_task) + sorted({r["task"] for r in agg} - set(metric_by_task))
     systems = sorted({r["system"] for r in agg}, key=_system_key)
     cell = {(r["task"], r["system"]): r for r in agg}
@@ -90,6 +96,15 @@ def _grid(records: list[dict], references: list[dict], metric_by_task: dict[str,
     return header, rows, notes
 
 
+def markdown_body(header: dict[str, str], cols: list[str], rows: list[list[str]], notes: list[str]) -> list[str]:
+    """The Markdown of a results table below its title: header bullets, the table, the cell legend and notes."""
+    md = [f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in header.items()]
+    md += ["", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md += ["| " + " | ".join(r) + " |" for r in rows]
+    md += ["", "Cells: mean ± sample std over seeds (number of seeds), in percent."] + [f"- {n}" for n in notes]
+    return md
+
+
 def write_tables(records: list[dict], references: list[dict], out_dir: Path, *, title: str,
                  metric_by_task: dict[str, str], header: dict[str, str], unavailable: dict[str, str] | None = None,
                  stem: str = "results") -> dict[str, Path]:
@@ -99,10 +114,7 @@ def write_tables(records: list[dict], references: list[dict], out_dir: Path, *, 
     cols, rows, notes = _grid(records, references, metric_by_task, unavailable)
     paths = {k: out_dir / f"{stem}.{k}" for k in ("md", "csv", "json", "tex")}
 
-    md = [f"## {title}", ""] + [f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in header.items()]
-    md += ["", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    md += ["| " + " | ".join(r) + " |" for r in rows]
-    md += ["", "Cells: mean ± sample std over seeds (number of seeds), in percent."] + [f"- {n}" for n in notes]
+    md = [f"## {title}", ""] + markdown_body(header, cols, rows, notes)
     with atomic_write(paths["md"]) as f:
         f.write("\n".join(md) + "\n")
 

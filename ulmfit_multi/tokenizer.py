@@ -409,13 +409,3 @@ def encode_corpus(tokenizer_path: Path, text_files: list[Path], out_dir: Path, *
     log.info("encoded %s tokens, %s docs in %.1fs", f"{n_tokens:,}", f"{n_docs:,}", seconds)
     return meta
 
-
-def read_meta(directory: Path) -> dict:
-    """meta.json of an encoded corpus."""
-    path = Path(directory) / "meta.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise DataError(f"{path}: not found") from e
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from e

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_write, read_json, write_json
-from .errors import DataError
+from .errors import DataError, StageError
 from .tokenizer import PAD_ID, token_dtype
 
 _SCHEDULE_BLOCK = 4096
@@ -239,3 +239,16 @@ class ClassifierBatches:
                 x[row, :len(s)] = s
             y = None if self.labels is None else torch.from_numpy(self.labels[b])
             yield torch.from_numpy(x), torch.from_numpy(lengths), y, torch.from_numpy(b.astype(np.int64))
+
+
+def check_same_tokenizer(lm_meta: dict, task_meta: dict, task_dir: Path) -> None:
+    """Refuse to fine-tune an LM on task text encoded with another tokenizer (ids would mean other pieces).
+
+    The pipeline encodes both with the one tokenizer of the run; this guards hand-assembled stores.
+    """
+    lm_sha, task_sha = lm_meta.get("tokenizer_sha256"), task_meta.get("tokenizer_sha256")
+    if lm_meta.get("vocab_size") != task_meta.get("vocab_size") or (lm_sha and task_sha and lm_sha != task_sha):
+        raise StageError(f"{task_dir}: task text was encoded with another tokenizer than the pretraining corpus "
+                         f"(vocab {task_meta.get('vocab_size')} vs {lm_meta.get('vocab_size')}, sha256 "
+                         f"{str(task_sha)[:12]} vs {str(lm_sha)[:12]}); ULMFiT here needs one tokenizer for both: "
+                         "rerun the encode stage")

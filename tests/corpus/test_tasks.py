@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ulmfit_multi.corpus.tasks import TaskSpec, load_split, load_task, normalize_label
+from ulmfit_multi.config import Task
+from ulmfit_multi.corpus.tasks import load_split, load_task, normalize_label
 from ulmfit_multi.errors import DataError
 
 MR_LABELS = {"-1": "negative", "0": "neutral", "1": "positive"}
@@ -32,9 +33,9 @@ def _resolver(root: Path):
     return resolve
 
 
-def _fire_spec(name: str, labels: dict[str, str], **kw) -> TaskSpec:
+def _fire_spec(name: str, labels: dict[str, str], **kw) -> Task:
     """A DravidianCodeMix task: TSV read with QUOTE_NONE, labels in the `category` column."""
-    return TaskSpec(name=name, format="tsv", label="category", quoting="none", labels=labels, **kw)
+    return Task(name=name, format="tsv", label="category", quoting="none", labels=labels, **kw)
 
 
 def _labels(data, role: str) -> list[str]:
@@ -62,7 +63,7 @@ def test_mahasent_gt_tweet_label_political(tmp_path):
            "आज छान दिवस आहे,1,0\n"
            "\"वाईट, खूप वाईट\",-1,1\n"
            "ठीक आहे,0,0\n", newline="\r\n")  # the real GT files have CRLF line ends
-    spec = TaskSpec(name="gt", text="tweet", label="label", labels=MR_LABELS, splits={"train": "GT/tweets-train.csv"})
+    spec = Task(name="gt", text="tweet", label="label", labels=MR_LABELS, splits={"train": "GT/tweets-train.csv"})
     data = load_task(spec, _resolver(tmp_path))
     assert data.classes == ["negative", "neutral", "positive"]
     split = data.splits["train"]
@@ -79,7 +80,7 @@ def test_mahasent_mr_st_unnamed_index_column(tmp_path, text_col):
            "0,\"चित्रपट छान, आवडला\",1\n"
            "1,कंटाळवाणा,-1\n"
            "2,सामान्य,0\n")
-    spec = TaskSpec(name="mr", text=text_col, labels=MR_LABELS, splits={"valid": "x.csv"})
+    spec = Task(name="mr", text=text_col, labels=MR_LABELS, splits={"valid": "x.csv"})
     data = load_task(spec, _resolver(tmp_path))
     assert data.splits["valid"].texts == ["चित्रपट छान, आवडला", "कंटाळवाणा", "सामान्य"]
     assert _labels(data, "valid") == ["positive", "negative", "neutral"]  # '-1' is not '1'
@@ -92,7 +93,7 @@ def test_l3cube_quoted_newlines_and_zero_width_joiner(tmp_path):
            f"\"{multi}\",1\n"
            f"\"{ZWJ}मी र{ZWJ}्‍या घरी\",-1\n"
            "\"\"\"quoted\"\" word\",0\n", newline="\r\n")
-    spec = TaskSpec(name="l3", text="tweet", labels=MR_LABELS, splits={"valid": "tweets-valid.csv"})
+    spec = Task(name="l3", text="tweet", labels=MR_LABELS, splits={"valid": "tweets-valid.csv"})
     split = load_task(spec, _resolver(tmp_path)).splits["valid"]
     assert len(split.texts) == 3
     # the newlines inside the quoted field are kept, as "\n" (the file's are CRLF)
@@ -192,12 +193,6 @@ def test_unavailable_split_is_reported_not_raised(tmp_path):
     assert "test" in data.unavailable and "missing_test_withlabels.tsv" in data.unavailable["test"]
 
 
-def test_max_rows(tmp_path):
-    _write(tmp_path / "a.csv", "tweet,label\n" + "".join(f"t{i},1\n" for i in range(10)))
-    spec = TaskSpec(name="a", text="tweet", labels=MR_LABELS, splits={"train": "a.csv"}, max_rows=4)
-    assert load_task(spec, _resolver(tmp_path)).splits["train"].texts == ["t0", "t1", "t2", "t3"]
-
-
 # ------------------------------------------------------------------ errors name the file and the physical line
 
 
@@ -217,7 +212,7 @@ MULTILINE_HEAD = ("tweet,label\n"          # line 1
 def test_bad_row_error_names_file_and_physical_line(tmp_path, bad_row, problem):
     path = _write(tmp_path / "tweets-test.csv",
                   MULTILINE_HEAD + bad_row + "\n  \nok three,0\n")  # bad row on line 7; blank lines are ignored
-    spec = TaskSpec(name="t", text="tweet", labels=MR_LABELS, splits={"test": "tweets-test.csv"})
+    spec = Task(name="t", text="tweet", labels=MR_LABELS, splits={"test": "tweets-test.csv"})
     with pytest.raises(DataError) as e:
         load_task(spec, _resolver(tmp_path))
     msg = str(e.value)
@@ -228,7 +223,7 @@ def test_bad_row_error_names_file_and_physical_line(tmp_path, bad_row, problem):
 
 def test_bad_row_line_number_with_crlf_and_quoted_newlines(tmp_path):
     _write(tmp_path / "tweets-test.csv", MULTILINE_HEAD + "\"x\ny\",1\n" + "bad,7\n", newline="\r\n")
-    spec = TaskSpec(name="t", text="tweet", labels=MR_LABELS, splits={"test": "tweets-test.csv"})
+    spec = Task(name="t", text="tweet", labels=MR_LABELS, splits={"test": "tweets-test.csv"})
     with pytest.raises(DataError, match=r"tweets-test\.csv: line 9: label '7'"):
         load_task(spec, _resolver(tmp_path))
 
@@ -249,7 +244,7 @@ def test_skip_mode_counts_and_lists_lines(tmp_path):
            + ",1\n"                # line 9: empty tweet
            + "odd,positive?\n"     # line 10: unknown label
            + "last,0\n")           # line 11
-    spec = TaskSpec(name="t", text="tweet", labels=MR_LABELS, splits={"train": "tweets-train.csv"},
+    spec = Task(name="t", text="tweet", labels=MR_LABELS, splits={"train": "tweets-train.csv"},
                     on_bad_row="skip")
     split = load_task(spec, _resolver(tmp_path)).splits["train"]
     assert split.skipped == 3
@@ -271,7 +266,7 @@ def test_colliding_label_keys_raise(tmp_path):
 def test_missing_column_and_empty_file(tmp_path):
     _write(tmp_path / "a.csv", "sentence,label\nx,1\n")
     _write(tmp_path / "empty.csv", "")
-    spec = TaskSpec(name="t", text="tweet", labels=MR_LABELS, splits={"train": "a.csv"})
+    spec = Task(name="t", text="tweet", labels=MR_LABELS, splits={"train": "a.csv"})
     with pytest.raises(DataError, match=r"a\.csv: line 1: no column 'tweet'"):
         load_task(spec, _resolver(tmp_path))
     spec.splits = {"train": "empty.csv"}
@@ -280,7 +275,7 @@ def test_missing_column_and_empty_file(tmp_path):
 
 
 def test_invalid_utf8_names_the_line_and_bom_is_dropped(tmp_path):
-    spec = TaskSpec(name="t", text="tweet", labels=MR_LABELS, splits={"train": "a.csv"})
+    spec = Task(name="t", text="tweet", labels=MR_LABELS, splits={"train": "a.csv"})
     body = "tweet,label\n" + "ठीक आहे,0\n" * 3000  # past the first decoding chunk
     (tmp_path / "a.csv").write_bytes(b"\xef\xbb\xbf" + body.encode() + b"bad \xff byte,1\n")
     with pytest.raises(DataError, match=r"a\.csv: line 3002: invalid UTF-8"):
@@ -293,12 +288,12 @@ def test_spec_typos_raise(tmp_path):
     from ulmfit_multi.errors import RecipeError
 
     with pytest.raises(RecipeError, match="quoting"):
-        load_task(TaskSpec(name="t", labels=MR_LABELS, quoting="off"), _resolver(tmp_path))
+        load_task(Task(name="t", labels=MR_LABELS, quoting="off"), _resolver(tmp_path))
 
 
 def test_no_label_mapping(tmp_path):
     with pytest.raises(DataError, match="no label mapping"):
-        load_task(TaskSpec(name="t", splits={}), _resolver(tmp_path))
+        load_task(Task(name="t", splits={}), _resolver(tmp_path))
 
 
 # ------------------------------------------------------------------ the real files (mirror)
@@ -329,7 +324,7 @@ EXPECTED = {
 @pytest.mark.parametrize("recipe", sorted(EXPECTED))
 def test_real_tasks_load(mirror_dir, recipe):
     from ulmfit_multi.config import load_recipe
-    from ulmfit_multi.pipeline import load_tasks
+    from ulmfit_multi.corpus.tasks import load_tasks
 
     cfg = load_recipe(recipe, "cpu")
     fetched = {}

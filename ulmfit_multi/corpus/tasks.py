@@ -6,6 +6,9 @@ newlines (L3CubeMahaSent), labels with trailing spaces and spaces vs underscores
 characters. A row that cannot be parsed, an empty text or a label outside the mapping raises a
 DataError naming the file and its physical line, unless the task says `on_bad_row = "skip"`: then
 the rows are counted and their lines recorded.
+
+`load_tasks(cfg, fetched)` loads a recipe's tasks; `prepare_text` is the normalization every task text
+gets before the tokenizer, in training and in prediction alike.
 """
 
 from __future__ import annotations
@@ -15,34 +18,19 @@ import csv
 import io
 import re
 import sys
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
+from ..config import Config, Task
 from ..errors import DataError, RecipeError
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 _LABEL_SEP_RE = re.compile(r"(?<=\w)[\s_\-]+(?=\w)")  # only between word characters: "-1" stays "-1"
-
-
-@dataclass
-class TaskSpec:
-    """What a recipe says about one task."""
-
-    name: str
-    lang: str = ""
-    format: str = "csv"
-    text: str = "text"
-    label: str = "label"
-    labels: dict[str, str] = field(default_factory=dict)
-    splits: dict[str, str] = field(default_factory=dict)
-    quoting: str = "minimal"
-    on_bad_row: str = "error"
-    max_rows: int = 0
-    metric: str = "accuracy"
-    note: str = ""
 
 
 @dataclass
@@ -60,7 +48,7 @@ class Split:
 class TaskData:
     """A loaded task: class names, splits, and the splits that are unavailable (with reasons)."""
 
-    spec: TaskSpec
+    spec: Task
     classes: list[str]
     splits: dict[str, Split]
     unavailable: dict[str, str]
@@ -71,12 +59,12 @@ def normalize_label(raw: str) -> str:
     return _LABEL_SEP_RE.sub("_", raw.strip()).casefold()
 
 
-def class_names(spec: TaskSpec) -> list[str]:
+def class_names(spec: Task) -> list[str]:
     """Class names in mapping order, without duplicates."""
     return list(dict.fromkeys(spec.labels.values()))
 
 
-def _rows(path: Path, spec: TaskSpec) -> tuple[list[str], list[tuple[int, list[str]]]]:
+def _rows(path: Path, spec: Task) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Header and (physical line number, row) pairs of a CSV/TSV file."""
     delimiter = "\t" if spec.format == "tsv" else ","
     quoting = csv.QUOTE_NONE if spec.quoting == "none" else csv.QUOTE_MINIMAL
@@ -113,7 +101,7 @@ def _column(header: list[str], name: str, path: Path) -> int:
 _ZW_RE = re.compile("[\\s\u200b\u200c\u200d\ufeff]+$|^[\\s\u200b\u200c\u200d\ufeff]+")
 
 
-def load_split(path: Path, spec: TaskSpec, role: str) -> Split:
+def load_split(path: Path, spec: Task, role: str) -> Split:
     """Read one split file; unlabeled splits may lack the label column."""
     header, rows = _rows(path, spec)
     text_col = _column(header, spec.text, path)
@@ -150,14 +138,12 @@ def load_split(path: Path, spec: TaskSpec, role: str) -> Split:
             raise DataError(f"{path}: line {line}: {problem}")
         texts.append(text)
         labels.append(mapping[normalize_label(row[label_col])] if labeled else -1)
-        if spec.max_rows and len(texts) >= spec.max_rows:
-            break
     if not texts:
         raise DataError(f"{path}: no usable rows")
     return Split(texts, np.asarray(labels, dtype=np.int64), path, len(skipped_lines), skipped_lines)
 
 
-def load_task(spec: TaskSpec, resolve: Callable[[str], Path | None]) -> TaskData:
+def load_task(spec: Task, resolve: Callable[[str], Path | None]) -> TaskData:
     """Load every split; a split whose file resolve() cannot find is listed as unavailable."""
     choices = {"format": ("csv", "tsv"), "quoting": ("minimal", "none"), "on_bad_row": ("error", "skip")}
     for key, allowed in choices.items():
@@ -173,3 +159,73 @@ def load_task(spec: TaskSpec, resolve: Callable[[str], Path | None]) -> TaskData
             continue
         splits[role] = load_split(Path(path), spec, role)
     return TaskData(spec, class_names(spec), splits, unavailable)
+
+
+# ------------------------------------------------------------------ a recipe's tasks
+
+
+def prepare_text(text: str) -> str:
+    """Normalization applied to every task text, at training and at prediction time."""
+    from .social import normalize_social
+
+    return normalize_social(unicodedata.normalize("NFC", text)).strip()
+
+
+def load_tasks(cfg: Config, fetched: dict[str, dict]) -> dict[str, TaskData]:
+    """Each task's splits, read from the files the fetch stage found (`fetched.json`: relative path ->
+    {"path": local path or None}); sub-sampled with a fixed seed when `data.max_task_rows` > 0."""
+    def resolve(rel: str) -> Path | None:
+        entry = fetched.get(rel)
+        return Path(entry["path"]) if entry and entry.get("path") else None
+
+    out = {}
+    for task in cfg.tasks:
+        data = load_task(task, resolve)
+        if cfg.data.max_task_rows:
+            for split in data.splits.values():
+                subsample(split, cfg.data.max_task_rows)
+        out[task.name] = data
+    return out
+
+
+def subsample(split: Split, n: int) -> None:
+    """Keep a seeded sample of `n` rows, in file order (task files are often sorted by label: not the first n)."""
+    if len(split.texts) <= n:
+        return
+    keep = np.sort(np.random.default_rng(0).choice(len(split.texts), size=n, replace=False))
+    split.texts = [split.texts[i] for i in keep]
+    split.labels = np.asarray(split.labels)[keep]
+
+
+def test_sets(tasks: dict[str, TaskData]) -> dict[str, set[str]]:
+    """Each task's test texts, normalized by `prepare_text`."""
+    return {name: {prepare_text(t) for t in data.splits["test"].texts} for name, data in tasks.items()
+            if "test" in data.splits}  # fmt: skip
+
+
+def all_test_texts(tasks: dict[str, TaskData]) -> set[str]:
+    """Every test text of every task, normalized by `prepare_text`."""
+    return set().union(*test_sets(tasks).values())
+
+
+def write_task_text(tasks: dict[str, TaskData], roles: tuple[str, ...], path: Path) -> tuple[int, int]:
+    """Task texts in corpus format (one document per comment/review); returns (written, dropped).
+
+    Never a test text: not the test splits, and not any text equal to a test text of any task. Datasets
+    share comments across releases (most of FIRE 2020's Tamil test comments are in the FIRE 2021 train
+    split), so without this check the LM corpus of a multi-task recipe would hold one task's test set.
+    """
+    test = all_test_texts(tasks)
+    n = dropped = 0
+    with atomic_write(path) as f:
+        for data in tasks.values():
+            for role in roles:
+                if role in data.splits:
+                    for text in data.splits[role].texts:
+                        text = prepare_text(text)
+                        if text in test:
+                            dropped += 1
+                        elif text:
+                            f.write(text.replace("\n", " ") + "\n\n")
+                            n += 1
+    return n, dropped
