@@ -292,3 +292,94 @@ def test_fusing_with_a_baseline_that_is_not_run_is_an_error(tmp_path):
         load_recipe(path, overrides=["evaluate.baselines=['majority', 'tfidf-lr']", "evaluate.fuse_with=['fasttext']"])
     cfg = load_recipe(path, overrides=["evaluate.fuse_with=['tfidf-lr']"])
     assert cfg.evaluate.fuse_with == ["tfidf-lr"]
+
+
+# ---------------------------------------------------------------------------------------------
+# ULMFiT's schedule and regularization keys: settable, validated, and fingerprint-neutral at their defaults
+
+ULMFIT_KEYS = [  # (dotted key, default, a non-default value)
+    *[(f"{s}.{k}", d, v) for s in ("pretrain", "finetune_lm", "classifier")
+      for k, d, v in (("betas", [0.7, 0.99], [0.8, 0.999]), ("cut_frac", 0.1, 0.25), ("ratio", 32.0, 10.0),
+                      ("lr_decay", 2.6, 2.0))],
+    ("pretrain.discriminative", False, True),
+    ("finetune_lm.discriminative", True, False),
+    ("model.embed_p", 0.02, 0.1), ("model.input_p", 0.25, 0.3), ("model.weight_p", 0.2, 0.5),
+    ("model.hidden_p", 0.15, 0.2), ("model.output_p", 0.1, 0.3),
+    ("model.drop_mult", 1.0, 0.5), ("classifier.drop_mult", 0.5, 0.3),
+    ("corpus.synthetic.seed", 0, 3),
+]
+
+
+def _toml(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
+@pytest.mark.parametrize("dotted, default, value", ULMFIT_KEYS, ids=[k for k, _, _ in ULMFIT_KEYS])
+def test_ulmfit_keys_are_settable_from_a_recipe_and_with_set(tmp_path, dotted, default, value):
+    assert section(Config(), dotted) == default
+    by_set = load_recipe(write(tmp_path, TINY), "smoke", [f"{dotted}={_toml(value)}"])
+    table, key = dotted.rsplit(".", 1)
+    line = f"{key} = {_toml(value)}\n"
+    text = TINY.replace("emb_size = 32\n", "emb_size = 32\n" + line) if table == "model" else TINY + f"\n[{table}]\n{line}"
+    by_file = load_recipe(write(tmp_path, text, "file.toml"), "smoke")
+    for cfg in (by_set, by_file):
+        got = section(cfg, dotted)
+        assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("classifier.betas=[0.9]", r"'classifier\.betas' is \[0\.9\]; expected two numbers in \[0, 1\)"),
+        ("pretrain.betas=[0.9, 1.0]", r"'pretrain\.betas' is \[0\.9, 1\.0\]; expected two numbers in \[0, 1\)"),
+        ("finetune_lm.betas=[-0.1, 0.9]", r"'finetune_lm\.betas'.*two numbers in \[0, 1\)"),
+        ("classifier.betas=0.9", r"'classifier\.betas' must be a list of float"),
+        ("pretrain.betas=['a', 0.9]", r"'pretrain\.betas\[0\]' must be a number"),
+        ("classifier.cut_frac=0", r"'classifier\.cut_frac' is 0\.0; expected a number in \(0, 1\)"),
+        ("finetune_lm.cut_frac=1", r"'finetune_lm\.cut_frac' is 1\.0; expected a number in \(0, 1\)"),
+        ("pretrain.cut_frac='a'", r"'pretrain\.cut_frac' must be a number"),
+        ("classifier.ratio=1", r"'classifier\.ratio' is 1\.0; expected a number > 1"),
+        ("finetune_lm.ratio=0.5", r"'finetune_lm\.ratio' is 0\.5; expected a number > 1"),
+        ("classifier.lr_decay=0.9", r"'classifier\.lr_decay' is 0\.9; expected a number >= 1"),
+        ("finetune_lm.lr_decay=true", r"'finetune_lm\.lr_decay' must be a number"),
+        ("pretrain.discriminative=1", r"'pretrain\.discriminative' must be true or false"),
+        ("model.drop_mult=-0.5", r"'model\.drop_mult' is -0\.5; expected a number >= 0"),
+        ("classifier.drop_mult=-1", r"'classifier\.drop_mult' is -1\.0; expected a number >= 0"),
+        ("model.embed_p=1", r"'model\.embed_p' is 1\.0; expected a probability in \[0, 1\)"),
+        ("model.hidden_p=-0.1", r"'model\.hidden_p' is -0\.1; expected a probability in \[0, 1\)"),
+        ("model.input_p=0.6", r"'model\.input_p' is 0\.6; expected a value that stays below 1 times model\.drop_mult \(2\)"),
+        ("corpus.synthetic.seed=1.5", r"'corpus\.synthetic\.seed' must be an integer"),
+    ],
+)
+def test_ulmfit_keys_wrong_values_name_file_and_key(tmp_path, override, expected):
+    path = write(tmp_path, TINY)
+    extra = ["model.drop_mult=2"] if override.startswith("model.input_p") else []
+    with pytest.raises(RecipeError, match=expected) as e:
+        load_recipe(path, "smoke", [override, *extra])
+    assert str(path) in str(e.value)
+
+
+def test_ulmfit_keys_at_their_defaults_leave_fingerprints_unchanged(tmp_path):
+    from ulmfit_multi.pipeline import STAGES
+    from ulmfit_multi.stages import compute_fingerprints
+
+    path = write(tmp_path, TINY)
+    base = compute_fingerprints(STAGES, load_recipe(path, "smoke"))
+    # the default written out explicitly hashes like the key left out (as in runs cached before it existed)
+    spelled = [f"{dotted}={_toml(default)}" for dotted, default, _ in ULMFIT_KEYS
+               if dotted not in ("model.drop_mult", "classifier.drop_mult")]
+    assert compute_fingerprints(STAGES, load_recipe(path, "smoke", spelled)) == base
+    for name, keys in [("model", {"emb_size", "hidden_size", "n_layers", "drop_mult", "bptt"}),
+                       ("classifier", {"epochs", "batch_size", "lr", "wd", "clip", "drop_mult", "max_len",
+                                       "gradual_unfreezing", "class_weights", "subword_sampling",
+                                       "max_batches_per_epoch", "checkpoint_minutes", "calibrate"})]:
+        assert set(section(load_recipe(path, "smoke"), name, for_fingerprint=True)) == keys  # the keys hashed before
+    # set to anything else, a key is hashed: its stage and the stages after it rerun, the ones before do not
+    changed = compute_fingerprints(STAGES, load_recipe(path, "smoke", ["classifier.cut_frac=0.2"]))
+    assert [s for s in base if changed[s] != base[s]] == ["classifier", "evaluate", "table"]
+    changed = compute_fingerprints(STAGES, load_recipe(path, "smoke", ["finetune_lm.discriminative=false"]))
+    assert [s for s in base if changed[s] != base[s]] == ["finetune_lm", "classifier", "evaluate", "table"]
+    changed = compute_fingerprints(STAGES, load_recipe(path, "smoke", ["model.weight_p=0.3"]))
+    assert [s for s in base if changed[s] != base[s]] == ["pretrain", "finetune_lm", "classifier", "evaluate", "table"]
+    changed = compute_fingerprints(STAGES, load_recipe(path, "smoke", ["corpus.synthetic.seed=1"]))
+    assert changed["corpus"] != base["corpus"] and changed["fetch"] == base["fetch"]

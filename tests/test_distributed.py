@@ -177,12 +177,23 @@ def test_board_follows_stage_and_epoch_events():
     board.event("hi", {"event": "epoch", "stage": "pretrain", "epoch": 3, "epochs_total": 4})
     st = board.snapshot()["hi"]
     assert st["epochs_done"] == 4 and st["eta_s"] == 0.0 and st["tok_s"] is None
-    # the next model of the stage (the backward LM) starts again at epoch 0: its own epoch clock
+    # the next model of the stage starts again at epoch 0: its own epoch clock
     now[0] = 13.0
     board.event("hi", {"event": "epoch", "stage": "pretrain", "epoch": 0, "epochs_total": 2})
     st = board.snapshot()["hi"]
     assert st["epochs_done"] == 1 and st["eta_s"] == pytest.approx(3.0)
-    assert progress_line("hi", st).endswith("epoch 1/2, ETA 3s")
+    assert progress_line("hi", st).endswith(", epoch 1/2, ETA 3s")
+    # the pipeline's events name the model (task, direction, seed): a new one starts a new run even when it
+    # resumes at a later epoch index, and the live line names it
+    now[0] = 15.0
+    board.event("hi", {"event": "epoch", "stage": "pretrain", "direction": "bwd", "epoch": 3, "epochs_total": 5})
+    st = board.snapshot()["hi"]
+    assert st["epochs_done"] == 4 and st["eta_s"] == pytest.approx(2.0)
+    assert progress_line("hi", st) == "[hi] pretrain on nnnnnnnnnnnn, bwd epoch 4/5, ETA 2s"
+    board.event("hi", {"event": "stage", "stage": "classifier", "status": "run"})
+    board.event("hi", {"event": "epoch", "stage": "classifier", "task": "t1", "direction": "fwd", "seed": 0,
+                       "epoch": 0, "epochs_total": 2, "valid_score": 0.5})
+    assert board.snapshot()["hi"]["run"] == "t1/fwd/seed0"
 
     board.event("hi", {"event": "stage", "stage": "pretrain", "status": "failed", "error": "RuntimeError: x"})
     st = board.snapshot()["hi"]

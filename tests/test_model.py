@@ -12,7 +12,6 @@ from ulmfit_multi.model import (
     CLASSIFIER_DROPOUTS,
     AWDLSTM,
     EmbeddingDropout,
-    ModelConfig,
     RNNDropout,
     WeightDropout,
     build_classifier,
@@ -23,12 +22,16 @@ from ulmfit_multi.model import (
     load_encoder_into_classifier,
     masked_concat_pool,
 )
+from ulmfit_multi.config import ModelSection
 
 torch.set_num_threads(1)
 
 
-def cfg(**kw) -> ModelConfig:
-    return ModelConfig(**{"vocab_size": 40, "emb_size": 8, "hidden_size": 12, "n_layers": 3, **kw})
+V = 40  # vocabulary size
+
+
+def cfg(**kw) -> ModelSection:
+    return ModelSection(**{"emb_size": 8, "hidden_size": 12, "n_layers": 3, **kw})
 
 
 def _is_mask(t: torch.Tensor, p: float) -> bool:
@@ -107,7 +110,7 @@ def test_embedding_dropout_whole_rows():
 
 
 def test_lm_shapes_tying_eval_deterministic():
-    lm = build_language_model(cfg())
+    lm = build_language_model(cfg(), V)
     assert lm.decoder.decoder.weight is lm.encoder.encoder.weight
     x = torch.randint(0, 40, (4, 7))
     out = lm(x)
@@ -122,7 +125,7 @@ def test_lm_shapes_tying_eval_deterministic():
 
 def test_hidden_state_carried_detached_and_reset():
     torch.manual_seed(0)
-    enc = AWDLSTM(cfg())
+    enc = AWDLSTM(cfg(), V)
     enc.eval()
     x = torch.randint(0, 40, (2, 10))
     full, _, _ = enc(x)
@@ -138,14 +141,14 @@ def test_hidden_state_carried_detached_and_reset():
 
 
 def test_training_backward_does_not_reach_previous_batch():
-    enc = AWDLSTM(cfg())
+    enc = AWDLSTM(cfg(), V)
     x = torch.randint(0, 40, (2, 5))
     enc(x)[0].sum().backward()
     enc(x)[0].sum().backward()  # would raise "backward through the graph a second time" if not detached
 
 
 def test_batch_size_change():
-    enc = AWDLSTM(cfg())
+    enc = AWDLSTM(cfg(), V)
     enc.eval()
     enc(torch.randint(0, 40, (4, 5)))
     h4 = [h.clone() for h, _ in enc.hidden]
@@ -164,7 +167,7 @@ def _ids(groups):
 
 
 def test_lm_layer_groups_cover_every_param_once():
-    lm = build_language_model(cfg())
+    lm = build_language_model(cfg(), V)
     groups = lm_layer_groups(lm)
     assert len(groups) == 4
     ids = _ids(groups)
@@ -173,7 +176,7 @@ def test_lm_layer_groups_cover_every_param_once():
 
 
 def test_classifier_layer_groups_cover_every_param_once():
-    clf = build_classifier(cfg(), 3)
+    clf = build_classifier(cfg(), V, 3)
     groups = classifier_layer_groups(clf)
     assert len(groups) == 5
     ids = _ids(groups)
@@ -183,14 +186,32 @@ def test_classifier_layer_groups_cover_every_param_once():
 
 
 def test_classifier_dropouts_and_head():
-    clf = build_classifier(cfg(drop_mult=0.5), 3)
+    clf = build_classifier(cfg(drop_mult=0.5), V, 3)
     enc = clf.encoder.module
     assert enc.encoder_dp.embed_p == pytest.approx(CLASSIFIER_DROPOUTS["embed_p"] * 0.5)
     assert enc.rnns[0].weight_p == pytest.approx(0.25) and enc.input_dp.p == pytest.approx(0.2)
     drops = [m.p for m in clf.head.layers if isinstance(m, nn.Dropout)]
     assert drops == pytest.approx([0.4 * 0.5, 0.1])  # fastai get_text_classifier ps
-    lm_like = build_classifier(cfg(), 3, clas_dropouts=False)
+    lm_like = build_classifier(cfg(), V, 3, clas_dropouts=False)
     assert lm_like.encoder.module.rnns[0].weight_p == pytest.approx(0.2)
+
+
+def test_dropouts_come_from_the_model_section_scaled_by_drop_mult():
+    lm = build_language_model(cfg(embed_p=0.1, input_p=0.3, weight_p=0.4, hidden_p=0.2, output_p=0.5, drop_mult=0.5), V)
+    enc = lm.encoder
+    assert enc.encoder_dp.embed_p == pytest.approx(0.05) and enc.input_dp.p == pytest.approx(0.15)
+    assert [r.weight_p for r in enc.rnns] == pytest.approx([0.2] * 3)
+    assert [d.p for d in enc.hidden_dps] == pytest.approx([0.1] * 3)
+    assert lm.decoder.output_dp.p == pytest.approx(0.25)
+    default = build_language_model(cfg(), V).encoder  # fastai's awd_lstm_lm_config
+    assert (default.encoder_dp.embed_p, default.input_dp.p, default.rnns[0].weight_p) == pytest.approx((0.02, 0.25, 0.2))
+    assert build_classifier(cfg(output_p=0.9), V, 2).head.layers[1].p == pytest.approx(0.4)  # CLASSIFIER_DROPOUTS win
+
+
+def test_a_scaled_dropout_of_one_or_more_is_refused():
+    with pytest.raises(ValueError, match="weight_p = 0.5 times drop_mult 2 is 1"):
+        build_classifier(cfg(drop_mult=2.0), V, 2)  # CLASSIFIER_DROPOUTS' weight_p 0.5, scaled to 1.0
+    build_classifier(cfg(drop_mult=1.9), V, 2)
 
 
 def test_masked_concat_pool_values():
@@ -205,7 +226,7 @@ def test_masked_concat_pool_values():
 @pytest.mark.parametrize("max_len", [1400, 9])
 def test_padding_does_not_change_classifier_output(max_len):
     torch.manual_seed(0)
-    clf = build_classifier(cfg(), 3, bptt=4, max_len=max_len)
+    clf = build_classifier(cfg(bptt=4), V, 3, max_len=max_len)
     clf.eval()
     doc = torch.randint(1, 40, (1, 11))
     alone = clf(doc, torch.tensor([11]))
@@ -223,7 +244,7 @@ def test_padding_does_not_change_classifier_output(max_len):
 
 
 def test_sentence_encoder_keeps_last_max_len_tokens():
-    clf = build_classifier(cfg(), 2, bptt=4, max_len=6)
+    clf = build_classifier(cfg(bptt=4), V, 2, max_len=6)
     clf.eval()
     x = torch.randint(1, 40, (3, 14))
     lengths = torch.tensor([14, 3, 9])
@@ -236,7 +257,7 @@ def test_sentence_encoder_keeps_last_max_len_tokens():
 
 
 def test_load_encoder_into_classifier():
-    lm, clf = build_language_model(cfg()), build_classifier(cfg(), 2)
+    lm, clf = build_language_model(cfg(), V), build_classifier(cfg(), V, 2)
     load_encoder_into_classifier(clf, lm)
     for (k, a), b in zip(lm.encoder.state_dict().items(), clf.encoder.module.state_dict().values()):
         assert torch.equal(a, b), k

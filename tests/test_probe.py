@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ulmfit_multi.errors import StageError
-from ulmfit_multi.model import ModelConfig
+from ulmfit_multi.config import ModelSection
 from ulmfit_multi.pipeline import run_recipe
 from ulmfit_multi.probe import ENCODERS, format_probe, pooled_features, probe_encoder, probe_run
 
@@ -16,13 +16,13 @@ from test_pipeline import tiny_setup  # noqa: F401 (fixture shared with the pipe
 
 
 def test_pooled_features_are_deterministic_and_ignore_padding() -> None:
-    cfg = ModelConfig(vocab_size=50, emb_size=8, hidden_size=16)
+    cfg = ModelSection(emb_size=8, hidden_size=16)
     docs = [np.array([5, 6, 7, 8]), np.array([9, 10]), np.array([11, 12, 13])]
-    a = pooled_features(probe_encoder(None, cfg), docs)
+    a = pooled_features(probe_encoder(None, cfg, 50), docs)
     assert a.shape == (3, 24)
-    np.testing.assert_array_equal(a, pooled_features(probe_encoder(None, cfg), docs))  # seeded random encoder
+    np.testing.assert_array_equal(a, pooled_features(probe_encoder(None, cfg, 50), docs))  # seeded random encoder
     # a document's features do not depend on the others in its batch (padding is masked)
-    alone = pooled_features(probe_encoder(None, cfg), docs[1:2])
+    alone = pooled_features(probe_encoder(None, cfg, 50), docs[1:2])
     np.testing.assert_allclose(alone[0], a[1], rtol=1e-5, atol=1e-6)
 
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from ulmfit_multi.model import ModelConfig, build_classifier, build_language_model, classifier_layer_groups
+from ulmfit_multi.config import ClassifierConfig, LMSection, ModelSection, load_recipe
+from ulmfit_multi.model import Classifier, LanguageModel, build_classifier, build_language_model, classifier_layer_groups
 from ulmfit_multi.schedule import discriminative_lrs, stlr
-from ulmfit_multi.train import LMTrainConfig, evaluate_lm, train_lm
-from ulmfit_multi.train_classifier import ClassifierTrainConfig, predict_proba, train_classifier
+from ulmfit_multi.train import evaluate_lm, train_lm
+from ulmfit_multi.train_classifier import predict_proba, train_classifier
 
 torch.set_num_threads(1)
 
@@ -79,8 +80,18 @@ def grammar_tokens(n_tokens: int, seed: int, vocab: int = 50) -> torch.Tensor:
     return torch.tensor(out[:n_tokens])
 
 
-def tiny_cfg(vocab: int = 50, **kw) -> ModelConfig:
-    return ModelConfig(vocab_size=vocab, emb_size=16, hidden_size=32, n_layers=2, **kw)
+def tiny_model(**kw) -> ModelSection:
+    return ModelSection(**{"emb_size": 16, "hidden_size": 32, "n_layers": 2, **kw})
+
+
+def tiny_lm(**kw) -> LanguageModel:
+    """A 2-layer LM over the grammar's 50 ids."""
+    return build_language_model(tiny_model(**kw), 50)
+
+
+def tiny_clf(**kw) -> Classifier:
+    """A 2-class classifier over clf_data's 30 ids, in chunks of 8 tokens."""
+    return build_classifier(tiny_model(bptt=8, **kw), 30, 2, max_len=16)
 
 
 def test_lm_learns_structure_beyond_unigram(tmp_path):
@@ -89,8 +100,8 @@ def test_lm_learns_structure_beyond_unigram(tmp_path):
     counts = torch.bincount(train, minlength=50).float() + 1
     probs = counts / counts.sum()
     unigram_ppl = math.exp(-probs[valid].log().mean().item())
-    model = build_language_model(tiny_cfg(drop_mult=0.3))
-    cfg = LMTrainConfig(epochs=3, lr=3e-2, checkpoint_minutes=1e9)
+    model = tiny_lm(drop_mult=0.3)
+    cfg = LMSection(epochs=3, lr=3e-2, checkpoint_minutes=1e9)
     s = train_lm(model, FakeLMStream(train, bs=16, bptt=20), FakeLMStream(valid, bs=16, bptt=20), cfg, tmp_path, progress=False)
     assert s["valid_ppl"] < unigram_ppl / 5, (s["valid_ppl"], unigram_ppl)
     assert s["train_tokens"] > 0 and s["tokens_per_second"] > 0
@@ -98,8 +109,8 @@ def test_lm_learns_structure_beyond_unigram(tmp_path):
 
 
 def test_lm_artifacts_and_history(tmp_path):
-    model = build_language_model(tiny_cfg())
-    cfg = LMTrainConfig(epochs=2, checkpoint_minutes=1e9, max_batches_per_epoch=5)
+    model = tiny_lm()
+    cfg = LMSection(epochs=2, checkpoint_minutes=1e9, max_batches_per_epoch=5)
     s = train_lm(model, FakeLMStream(grammar_tokens(3000, 1)), FakeLMStream(grammar_tokens(600, 2)), cfg, tmp_path, progress=False)
     for name in ("model.pt", "history.jsonl", "learning_curve.png", "ckpt/last.pt"):
         assert (tmp_path / name).exists(), name
@@ -108,24 +119,51 @@ def test_lm_artifacts_and_history(tmp_path):
     assert [r["epoch"] for r in epochs] == [0, 1] and epochs[-1]["step"] == 10 == s["steps"]
     assert all({"train_loss", "valid_loss", "valid_ppl", "tokens_per_second", "lr"} <= r.keys() for r in epochs)
     state = torch.load(tmp_path / "model.pt", weights_only=True)
-    build_language_model(tiny_cfg()).load_state_dict(state)
+    tiny_lm().load_state_dict(state)
 
 
 def test_lm_lr_schedule_stlr_bptt_scaled_and_discriminative(tmp_path):
     seen = []
     stream = FakeLMStream(grammar_tokens(4000, 1), bs=4, bptt=12)
-    cfg = LMTrainConfig(epochs=1, lr=1e-2, discriminative=True, checkpoint_minutes=1e9, bptt=999)  # stream.bptt wins
+    cfg = LMSection(epochs=1, lr=1e-2, discriminative=True, checkpoint_minutes=1e9)
     n = stream.num_batches(0)
     lens = stream._lens(0)
 
     def hook(info):
         seen.append([g["lr"] for g in info["optimizer"].param_groups])
 
-    train_lm(build_language_model(tiny_cfg()), stream, None, cfg, tmp_path, progress=False, on_step=hook)
+    train_lm(tiny_lm(), stream, None, cfg, tmp_path, progress=False, on_step=hook)
     base = discriminative_lrs(1e-2, 3)
     for t, lrs in enumerate(seen):
-        expect = [b * stlr(t, n, 1.0) * lens[t] / 12 for b in base]
+        expect = [b * stlr(t, n, 1.0) * lens[t] / 12 for b in base]  # lr scaled by seq_len / the stream's bptt
         assert lrs == pytest.approx(expect, rel=1e-9)
+
+
+SCHEDULE_SETS = ["cut_frac=0.3", "ratio=8", "lr_decay=2", "betas=[0.8, 0.95]"]
+
+
+@pytest.mark.parametrize("section, sets, flat", [
+    ("pretrain", [], True),  # pretraining: every group at lr
+    ("finetune_lm", [], False),  # fine-tuning: discriminative, lr / 2.6**k
+    ("finetune_lm", SCHEDULE_SETS, False),
+    ("finetune_lm", ["discriminative=false"], True),
+    ("pretrain", ["discriminative=true", *SCHEDULE_SETS], False),
+])
+def test_lm_schedule_keys_set_in_a_recipe_reach_the_optimizer(tmp_path, section, sets, flat):
+    cfg = load_recipe("mr", "smoke", [f"{section}.{item}" for item in ["epochs=1", "lr=0.01", *sets]])
+    lm = getattr(cfg, section)
+    stream = FakeLMStream(grammar_tokens(2000, 1), bs=4, bptt=12)
+    n, lens, seen = stream.num_batches(0), stream._lens(0), []
+    train_lm(tiny_lm(), stream, None, lm, tmp_path, progress=False,
+             on_step=lambda info: seen.append([(g["lr"], g["betas"]) for g in info["optimizer"].param_groups]))
+    base = [0.01] * 3 if flat else [0.01 / lm.lr_decay**2, 0.01 / lm.lr_decay, 0.01]
+    assert len(seen) == n
+    for t, groups in enumerate(seen):
+        expect = [b * stlr(t, n, 1.0, lm.cut_frac, lm.ratio) * lens[t] / 12 for b in base]
+        assert [lr for lr, _ in groups] == pytest.approx(expect, rel=1e-9)
+        assert all(betas == tuple(lm.betas) for _, betas in groups)
+    if sets == SCHEDULE_SETS:
+        assert (lm.cut_frac, lm.ratio, lm.lr_decay, lm.betas) == (0.3, 8.0, 2.0, [0.8, 0.95])
 
 
 def _interrupt_at(k):
@@ -139,14 +177,14 @@ def _interrupt_at(k):
 def test_lm_resume_equals_uninterrupted(tmp_path):
     make = lambda: FakeLMStream(grammar_tokens(3000, 1), bs=4, bptt=12)  # noqa: E731
     valid = FakeLMStream(grammar_tokens(500, 2), bs=4, bptt=12)
-    cfg = LMTrainConfig(epochs=2, checkpoint_minutes=0, max_batches_per_epoch=12)
+    cfg = LMSection(epochs=2, checkpoint_minutes=0, max_batches_per_epoch=12)
     torch.manual_seed(5)
-    ref = build_language_model(tiny_cfg())
+    ref = tiny_lm()
     init = {k: v.clone() for k, v in ref.state_dict().items()}
     s_ref = train_lm(ref, make(), valid, cfg, tmp_path / "a", seed=3, progress=False)
 
     def fresh():
-        m = build_language_model(tiny_cfg())
+        m = tiny_lm()
         m.load_state_dict(init)
         return m
 
@@ -176,12 +214,12 @@ def test_lm_keep_best_keeps_the_epoch_of_lowest_valid_loss(tmp_path, monkeypatch
 
     monkeypatch.setattr(train_mod, "evaluate_lm", fake_eval)
     valid = FakeLMStream(grammar_tokens(500, 2), bs=4, bptt=12)
-    cfg = LMTrainConfig(epochs=3, checkpoint_minutes=0, max_batches_per_epoch=6, keep_best=True)
+    cfg = LMSection(epochs=3, checkpoint_minutes=0, max_batches_per_epoch=6, keep_best=True)
     make = lambda: FakeLMStream(grammar_tokens(3000, 1), bs=4, bptt=12)  # noqa: E731
     with pytest.raises(KeyboardInterrupt):  # stop in the last epoch, after the best one was recorded
-        train_lm(build_language_model(tiny_cfg()), make(), valid, cfg, tmp_path, seed=0, progress=False,
+        train_lm(tiny_lm(), make(), valid, cfg, tmp_path, seed=0, progress=False,
                  on_step=_interrupt_at(15))
-    s = train_lm(build_language_model(tiny_cfg()), make(), valid, cfg, tmp_path, seed=0, progress=False)
+    s = train_lm(tiny_lm(), make(), valid, cfg, tmp_path, seed=0, progress=False)
     assert s["kept_epoch"] == 1 and s["valid_loss"] == 1.0 and s["valid_ppl"] == pytest.approx(math.e)
     assert s["last_valid_ppl"] == pytest.approx(math.exp(2.0))
     kept = torch.load(tmp_path / "model.pt")
@@ -190,7 +228,7 @@ def test_lm_keep_best_keeps_the_epoch_of_lowest_valid_loss(tmp_path, monkeypatch
     assert any(not torch.equal(kept[k], v) for k, v in states[2].items())  # not the last epoch's weights
 
     states.clear()  # without keep_best the last epoch is kept, as before
-    s = train_lm(build_language_model(tiny_cfg()), make(), valid, LMTrainConfig(epochs=3, max_batches_per_epoch=6),
+    s = train_lm(tiny_lm(), make(), valid, LMSection(epochs=3, max_batches_per_epoch=6),
                  tmp_path / "last", seed=0, progress=False)
     assert s["kept_epoch"] == 2 and s["valid_loss"] == 2.0
 
@@ -212,9 +250,9 @@ def clf_data(n: int, seed: int, vocab: int = 30):
 def test_classifier_schedule_seen_by_optimizer(tmp_path):
     docs, labels = clf_data(40, 0)
     train = FakeClassifierBatches(docs, labels, bs=4)
-    model = build_classifier(tiny_cfg(30), 2, bptt=8, max_len=16)
+    model = tiny_clf()
     groups = classifier_layer_groups(model)  # [emb, rnn0, rnn1, head]
-    cfg = ClassifierTrainConfig(epochs=5, lr=1e-2, checkpoint_minutes=1e9)
+    cfg = ClassifierConfig(epochs=5, lr=1e-2, checkpoint_minutes=1e9)
     seen = []
 
     def hook(info):
@@ -237,10 +275,28 @@ def test_classifier_schedule_seen_by_optimizer(tmp_path):
     assert len(groups) == 4
 
 
+@pytest.mark.parametrize("sets", [[], SCHEDULE_SETS])
+def test_classifier_schedule_keys_set_in_a_recipe_reach_the_optimizer(tmp_path, sets):
+    docs, labels = clf_data(40, 0)
+    c = load_recipe("mr", "smoke", [f"classifier.{item}" for item in ["epochs=3", "lr=0.01", *sets]]).classifier
+    seen = []
+    s = train_classifier(tiny_clf(), FakeClassifierBatches(docs, labels, bs=4), None, c, tmp_path, n_classes=2,
+                         progress=False, on_step=lambda info: seen.append(
+                             (info["epoch"], info["batch"], [(g["lr"], g["betas"]) for g in info["optimizer"].param_groups])))
+    assert s["plan"] == [1, 2, 4] and len(seen) == 30
+    base = [0.01 / c.lr_decay**k for k in (3, 2, 1, 0)]
+    for epoch, batch, groups in seen:  # one STLR cycle of 10 steps per unfreezing stage
+        expect = [b * stlr(batch - 1, 10, 1.0, c.cut_frac, c.ratio) for b in base]
+        assert [lr for lr, _ in groups] == pytest.approx(expect, rel=1e-9), epoch
+        assert all(betas == tuple(c.betas) for _, betas in groups)
+    if sets:
+        assert (c.cut_frac, c.ratio, c.lr_decay, c.betas) == (0.3, 8.0, 2.0, [0.8, 0.95])
+
+
 def test_classifier_stage_lrs_set_each_stages_peak(tmp_path):
     docs, labels = clf_data(40, 0)
-    model = build_classifier(tiny_cfg(30), 2, bptt=8, max_len=16)
-    cfg = ClassifierTrainConfig(epochs=5, lr=1e-2, stage_lrs=(2e-2, 1e-2, 5e-3), checkpoint_minutes=1e9)
+    model = tiny_clf()
+    cfg = ClassifierConfig(epochs=5, lr=1e-2, stage_lrs=[2e-2, 1e-2, 5e-3], checkpoint_minutes=1e9)
     seen = []
     train_classifier(model, FakeClassifierBatches(docs, labels, bs=4), None, cfg, tmp_path, n_classes=2,
                      progress=False, on_step=lambda info: seen.append((info["epoch"], info["batch"],
@@ -256,7 +312,7 @@ def test_classifier_stage_lrs_set_each_stages_peak(tmp_path):
 
 def test_frozen_groups_unchanged(tmp_path):
     docs, labels = clf_data(24, 1)
-    model = build_classifier(tiny_cfg(30), 2, bptt=8, max_len=16)
+    model = tiny_clf()
     emb0 = model.encoder.module.encoder.weight.detach().clone()
     head0 = model.head.layers[2].weight.detach().clone()
     checked = []
@@ -267,7 +323,7 @@ def test_frozen_groups_unchanged(tmp_path):
             assert not torch.equal(model.head.layers[2].weight, head0)
             checked.append(info["step"])
 
-    cfg = ClassifierTrainConfig(epochs=2, checkpoint_minutes=1e9)
+    cfg = ClassifierConfig(epochs=2, checkpoint_minutes=1e9)
     train_classifier(model, FakeClassifierBatches(docs, labels), None, cfg, tmp_path, n_classes=2, progress=False, on_step=hook)
     assert checked == list(range(1, 7))
     assert not torch.equal(model.encoder.module.encoder.weight, emb0)  # last epoch: all groups
@@ -277,8 +333,8 @@ def test_classifier_learns_and_predicts_in_original_order(tmp_path):
     torch.manual_seed(0)
     docs, labels = clf_data(160, 0)
     vdocs, vlabels = clf_data(60, 1)
-    model = build_classifier(tiny_cfg(30, drop_mult=0.2), 2, bptt=8, max_len=16)
-    cfg = ClassifierTrainConfig(epochs=10, lr=5e-2, checkpoint_minutes=1e9, gradual_unfreezing=False, class_weights=True)
+    model = tiny_clf(drop_mult=0.2)
+    cfg = ClassifierConfig(epochs=10, lr=5e-2, checkpoint_minutes=1e9, gradual_unfreezing=False, class_weights=True)
     s = train_classifier(model, FakeClassifierBatches(docs, labels, bs=16), FakeClassifierBatches(vdocs, vlabels, bs=16, shuffle=False),
                          cfg, tmp_path, n_classes=2, progress=False)  # fmt: skip
     assert s["valid_accuracy"] > 0.85, s
@@ -294,13 +350,13 @@ def test_classifier_learns_and_predicts_in_original_order(tmp_path):
 def test_classifier_resume_equals_uninterrupted(tmp_path):
     docs, labels = clf_data(32, 0)
     vdocs, vlabels = clf_data(12, 1)
-    cfg = ClassifierTrainConfig(epochs=3, checkpoint_minutes=0)
+    cfg = ClassifierConfig(epochs=3, checkpoint_minutes=0)
     torch.manual_seed(1)
-    ref = build_classifier(tiny_cfg(30), 2, bptt=8, max_len=16)
+    ref = tiny_clf()
     init = {k: v.clone() for k, v in ref.state_dict().items()}
 
     def fresh():
-        m = build_classifier(tiny_cfg(30), 2, bptt=8, max_len=16)
+        m = tiny_clf()
         m.load_state_dict(init)
         return m
 
@@ -328,8 +384,8 @@ def test_classifier_keeps_the_epoch_with_the_best_task_score(tmp_path):
         seen.append(1)
         return next(scores)
 
-    model = build_classifier(tiny_cfg(30), 2, bptt=8, max_len=16)
-    cfg = ClassifierTrainConfig(epochs=3, checkpoint_minutes=1e9)
+    model = tiny_clf()
+    cfg = ClassifierConfig(epochs=3, checkpoint_minutes=1e9)
     s = train_classifier(model, FakeClassifierBatches(docs, labels), FakeClassifierBatches(vdocs, vlabels, shuffle=False),
                          cfg, tmp_path, n_classes=2, progress=False, score=score)  # fmt: skip
     assert len(seen) == 3
@@ -340,8 +396,8 @@ def test_classifier_keeps_the_epoch_with_the_best_task_score(tmp_path):
 
 def test_on_epoch_gets_each_finished_epoch_with_epochs_total(tmp_path):
     lm_seen, clf_seen = [], []
-    cfg = LMTrainConfig(epochs=3, checkpoint_minutes=1e9, max_batches_per_epoch=4)
-    s = train_lm(build_language_model(tiny_cfg()), FakeLMStream(grammar_tokens(3000, 1)),
+    cfg = LMSection(epochs=3, checkpoint_minutes=1e9, max_batches_per_epoch=4)
+    s = train_lm(tiny_lm(), FakeLMStream(grammar_tokens(3000, 1)),
                  FakeLMStream(grammar_tokens(600, 2)), cfg, tmp_path / "lm", progress=False, on_epoch=lm_seen.append)
     assert [r["epoch"] for r in lm_seen] == [0, 1, 2] and all(r["epochs_total"] == 3 for r in lm_seen)
     history = [json.loads(x) for x in (tmp_path / "lm" / "history.jsonl").read_text().splitlines()]
@@ -353,9 +409,9 @@ def test_on_epoch_gets_each_finished_epoch_with_epochs_total(tmp_path):
 
     docs, labels = clf_data(24, 0)
     vdocs, vlabels = clf_data(8, 1)
-    train_classifier(build_classifier(tiny_cfg(30), 2, bptt=8, max_len=16), FakeClassifierBatches(docs, labels),
+    train_classifier(tiny_clf(), FakeClassifierBatches(docs, labels),
                      FakeClassifierBatches(vdocs, vlabels, shuffle=False),
-                     ClassifierTrainConfig(epochs=2, checkpoint_minutes=1e9), tmp_path / "clf", n_classes=2,
+                     ClassifierConfig(epochs=2, checkpoint_minutes=1e9), tmp_path / "clf", n_classes=2,
                      progress=False, on_epoch=clf_seen.append)
     assert [(r["epoch"], r["epochs_total"]) for r in clf_seen] == [(0, 2), (1, 2)]
     assert {"valid_score", "valid_accuracy", "trainable_groups"} <= clf_seen[0].keys()
@@ -363,11 +419,11 @@ def test_on_epoch_gets_each_finished_epoch_with_epochs_total(tmp_path):
 
 def test_on_epoch_after_a_resume_reports_only_the_epochs_it_finishes(tmp_path):
     seen = []
-    cfg = LMTrainConfig(epochs=3, checkpoint_minutes=0, max_batches_per_epoch=4)
+    cfg = LMSection(epochs=3, checkpoint_minutes=0, max_batches_per_epoch=4)
     make = lambda: FakeLMStream(grammar_tokens(3000, 1), bs=4, bptt=12)  # noqa: E731
     with pytest.raises(KeyboardInterrupt):  # in epoch 1, after epoch 0 finished
-        train_lm(build_language_model(tiny_cfg()), make(), None, cfg, tmp_path, progress=False,
+        train_lm(tiny_lm(), make(), None, cfg, tmp_path, progress=False,
                  on_step=_interrupt_at(6), on_epoch=seen.append)
     assert [r["epoch"] for r in seen] == [0]
-    train_lm(build_language_model(tiny_cfg()), make(), None, cfg, tmp_path, progress=False, on_epoch=seen.append)
+    train_lm(tiny_lm(), make(), None, cfg, tmp_path, progress=False, on_epoch=seen.append)
     assert [(r["epoch"], r["epochs_total"]) for r in seen] == [(0, 3), (1, 3), (2, 3)]

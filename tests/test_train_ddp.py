@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ulmfit_multi.model import ModelConfig, build_language_model
+from ulmfit_multi.config import LMSection, ModelSection
+from ulmfit_multi.model import build_language_model
 from ulmfit_multi.tokens import LMStream
-from ulmfit_multi.train import LMTrainConfig, train_lm
+from ulmfit_multi.train import train_lm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,9 +28,10 @@ RANK_SCRIPT = textwrap.dedent('''
     import os, sys
     import numpy as np, torch, torch.distributed as dist
     sys.path.insert(0, {root!r})
-    from ulmfit_multi.model import ModelConfig, build_language_model
+    from ulmfit_multi.config import LMSection, ModelSection
+    from ulmfit_multi.model import build_language_model
     from ulmfit_multi.tokens import LMStream
-    from ulmfit_multi.train import LMTrainConfig, train_lm
+    from ulmfit_multi.train import train_lm
 
     rank, world, port, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
     stop_at = int(sys.argv[5]) if len(sys.argv) > 5 else 0
@@ -37,7 +39,7 @@ RANK_SCRIPT = textwrap.dedent('''
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    model = build_language_model(ModelConfig(**{model!r}))
+    model = build_language_model(ModelSection(**{model!r}), {vocab})
     tokens = np.load({tokens!r})
     stream = LMStream(tokens, 8, 10, seed=0, rank=rank, world_size=world)
 
@@ -45,9 +47,14 @@ RANK_SCRIPT = textwrap.dedent('''
         if stop_at and info["step"] == stop_at:
             raise SystemExit(3)
 
+    def epoch_done(rec):
+        with open(os.path.join(out, f"epochs_rank{{rank}}.txt"), "a") as f:
+            f.write(f"{{rec['epoch']}}/{{rec['epochs_total']}}\\n")
+
     code = 0
     try:
-        train_lm(model, stream, None, LMTrainConfig(**{train!r}), out, progress=False, on_step=hook)
+        train_lm(model, stream, None, LMSection(**{train!r}), out, progress=False, bf16=False, on_step=hook,
+                 on_epoch=epoch_done)
     except SystemExit as stop:  # both ranks stop at the same step
         code = stop.code
     dist.barrier()  # both ranks tear gloo down together, stopped or not (a rank leaving early aborted the other)
@@ -55,8 +62,9 @@ RANK_SCRIPT = textwrap.dedent('''
     sys.exit(code)
 ''')
 
-MODEL = dict(vocab_size=40, emb_size=16, hidden_size=24, n_layers=2, drop_mult=0.0)  # no dropout: exact match
-TRAIN = dict(epochs=2, lr=1e-2, checkpoint_minutes=0.0, bf16=False)
+VOCAB = 40
+MODEL = dict(emb_size=16, hidden_size=24, n_layers=2, drop_mult=0.0)  # no dropout: exact match
+TRAIN = dict(epochs=2, lr=1e-2, checkpoint_minutes=0.0)
 
 
 def _free_port() -> str:
@@ -74,7 +82,8 @@ def _tokens(tmp_path: Path) -> Path:
 
 def _run_ranks(tmp_path: Path, out: Path, world: int, stop_at: int = 0) -> list[int]:
     script = tmp_path / "rank.py"
-    script.write_text(RANK_SCRIPT.format(root=str(ROOT), model=MODEL, tokens=str(_tokens(tmp_path)), train=TRAIN))
+    script.write_text(RANK_SCRIPT.format(root=str(ROOT), model=MODEL, vocab=VOCAB, tokens=str(_tokens(tmp_path)),
+                                         train=TRAIN))
     port = _free_port()
     procs = [subprocess.Popen([sys.executable, str(script), str(r), str(world), port, str(out)]
                               + ([str(stop_at)] if stop_at else []), stderr=subprocess.PIPE, text=True)
@@ -97,8 +106,8 @@ def test_two_ranks_match_one_process(tmp_path):
     tokens = np.load(_tokens(tmp_path))
     torch.manual_seed(0)
     one = tmp_path / "one"
-    train_lm(build_language_model(ModelConfig(**MODEL)), LMStream(tokens, 8, 10, seed=0), None,
-             LMTrainConfig(**TRAIN), one, progress=False)
+    train_lm(build_language_model(ModelSection(**MODEL), VOCAB), LMStream(tokens, 8, 10, seed=0), None,
+             LMSection(**TRAIN), one, progress=False, bf16=False)
     two = tmp_path / "two"
     _run_ranks(tmp_path, two, world=2)
     a, b = _step_losses(one), _step_losses(two)
@@ -107,6 +116,8 @@ def test_two_ranks_match_one_process(tmp_path):
     ck = torch.load(two / "ckpt" / "last.pt", weights_only=False)
     assert ck["world_size"] == 2 and len(ck["hidden"]) == 2 and len(ck["rng"]) == 2  # per-rank state
     assert (two / "model.pt").exists()
+    assert (two / "epochs_rank0.txt").read_text().split() == ["0/2", "1/2"]  # on_epoch: rank 0 only
+    assert not (two / "epochs_rank1.txt").exists()
 
 
 def test_two_ranks_resume_equals_uninterrupted(tmp_path):

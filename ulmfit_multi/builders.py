@@ -1,4 +1,8 @@
-"""From a recipe's sections to the objects that train: model configs, models, trainer configs, batches.
+"""From a recipe's sections to the objects that train: models and batches.
+
+The trainers take the recipe's own sections (`train.train_lm` a `pretrain` or `finetune_lm` section,
+`train_classifier.train_classifier` the `classifier` section) and the models its `model` section, so there
+is no second config type to translate to.
 
 Every place that turns a `Config` into something torch runs goes through here (the pipeline's stages,
 `trial`, prediction, the probe), so a setting means the same thing everywhere.
@@ -6,19 +10,18 @@ Every place that turns a `Config` into something torch runs goes through here (t
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .atomic import read_json
-from .config import ClassifierConfig, Config, LMSection
+from .config import Config
 
 if TYPE_CHECKING:
-    from .model import Classifier, LanguageModel, ModelConfig
+    from .model import Classifier, LanguageModel
     from .tokens import ClassifierBatches
-    from .train import LMTrainConfig
-    from .train_classifier import ClassifierTrainConfig
 
 
 def device_for(cfg: Config) -> str:
@@ -30,43 +33,13 @@ def device_for(cfg: Config) -> str:
     return cfg.runtime.device
 
 
-def model_config(cfg: Config, vocab_size: int, drop_mult: float) -> ModelConfig:
-    """The AWD-LSTM config of the recipe's `model` section for a vocabulary size."""
-    from .model import ModelConfig
-
-    m = cfg.model
-    return ModelConfig(vocab_size=vocab_size, emb_size=m.emb_size, hidden_size=m.hidden_size, n_layers=m.n_layers,
-                       drop_mult=drop_mult)
-
-
-def lm_train_config(section: LMSection, discriminative: bool) -> LMTrainConfig:
-    """A `pretrain` or `finetune_lm` section as `train_lm`'s config."""
-    from .train import LMTrainConfig
-
-    return LMTrainConfig(epochs=section.epochs, lr=section.lr, wd=section.wd, clip=section.clip, alpha=section.alpha,
-                         beta=section.beta, discriminative=discriminative,
-                         checkpoint_minutes=section.checkpoint_minutes,
-                         max_batches_per_epoch=section.max_batches_per_epoch,
-                         keep_best=section.keep_best)
-
-
-def classifier_train_config(c: ClassifierConfig) -> ClassifierTrainConfig:
-    """The recipe's `classifier` section as `train_classifier`'s config."""
-    from .train_classifier import ClassifierTrainConfig
-
-    return ClassifierTrainConfig(
-        epochs=c.epochs, lr=c.lr, stage_lrs=tuple(c.stage_lrs), wd=c.wd, clip=c.clip,
-        gradual_unfreezing=c.gradual_unfreezing, class_weights=c.class_weights,
-        checkpoint_minutes=c.checkpoint_minutes, max_batches_per_epoch=c.max_batches_per_epoch)
-
-
 def build_lm(cfg: Config, vocab_size: int, weights: Path | None = None) -> LanguageModel:
     """The recipe's language model, with `weights` (a state dict file) loaded when given."""
     import torch
 
     from .model import build_language_model
 
-    lm = build_language_model(model_config(cfg, vocab_size, cfg.model.drop_mult))
+    lm = build_language_model(cfg.model, vocab_size)
     if weights is not None:
         lm.load_state_dict(torch.load(weights, map_location="cpu"))
     return lm
@@ -86,11 +59,12 @@ def build_task_classifier(cfg: Config, task_dir: Path, n_classes: int, lm_path: 
 
 def build_run_classifier(cfg: Config, vocab_size: int, n_classes: int, *, drop_mult: float | None = None
                          ) -> Classifier:
-    """An untrained classifier of the recipe's sizes and dropouts (weights are loaded by the caller)."""
+    """An untrained classifier of the recipe's sizes and dropouts (weights are loaded by the caller); its
+    dropouts are scaled by `classifier.drop_mult` unless `drop_mult` is given."""
     from .model import build_classifier
 
     drop_mult = cfg.classifier.drop_mult if drop_mult is None else drop_mult
-    return build_classifier(model_config(cfg, vocab_size, drop_mult), n_classes, bptt=cfg.model.bptt,
+    return build_classifier(dataclasses.replace(cfg.model, drop_mult=drop_mult), vocab_size, n_classes,
                             max_len=cfg.classifier.max_len)
 
 

@@ -4,6 +4,9 @@
     ulmfit-multi recipe mr --preset smoke --mirror ../shared/data
     ulmfit-multi pretrain mr --preset cpu            # one stage (and what it needs)
     ulmfit-multi status mr --preset smoke
+    ulmfit-multi status work/runs/mr-smoke            # a run's stages; results so far while classifiers train
+    ulmfit-multi table mr | table RUN_DIR ...         # the table stage of a recipe, or gather run folders
+    ulmfit-multi trial RUN_DIR TASK --set classifier.epochs=12   # screen a classifier setting
     ulmfit-multi predict RUN_DIR "text" ...
     ulmfit-multi compare BASE_RUN OTHER_RUN           # an ablation, seed by seed
 """
@@ -12,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -194,11 +196,29 @@ def pretrain(
     _stage_command("pretrain", "Pretrain")(name, preset, set_, force, mirror, data_dir, work_dir, device, quiet)
 
 
+def _is_recipe_target(target: str | Path) -> bool:
+    """A recipe name (no folder part) or a .toml file, not a folder: `table` and `status` run or show a recipe."""
+    p = Path(target)
+    return not p.is_dir() and (p.suffix == ".toml" or len(p.parts) == 1)
+
+
 @app.command()
 @user_errors
-def status(name: Annotated[str, typer.Argument(help="Recipe name or path.")], preset: PresetOpt = "smoke",
-           set_: SetOpt = None, work_dir: WorkOpt = None) -> None:
-    """Show which stages of a recipe are done, partial or missing."""
+def status(
+    name: Annotated[str, typer.Argument(help="Recipe name or path, or a run folder (work/runs/<recipe>-<preset>).")],
+    preset: PresetOpt = "smoke",
+    set_: SetOpt = None,
+    work_dir: WorkOpt = None,
+    task: Annotated[Optional[list[str]], typer.Option(help="Run folder: partial results of these tasks only.")] = None,
+) -> None:
+    """Stages of a recipe (done, partial, missing) or of a run folder, with results so far while it trains.
+
+    For a run folder: its stages as run.json records them (status, seconds, output folder) and, when its
+    classifier stage is running or finished but evaluate has not run, the classifiers finished so far scored
+    the way evaluate will (mean ± sd over the finished seeds)."""
+    if not _is_recipe_target(name):
+        _run_folder_status(Path(name), task or [])
+        return
     from .config import load_recipe
     from .paths import Paths
     from .pipeline import STAGES
@@ -209,19 +229,75 @@ def status(name: Annotated[str, typer.Argument(help="Recipe name or path.")], pr
         typer.echo(f"  {stage:<12} {state:<8} {fp}")
 
 
+def _run_folder_status(path: Path, tasks: list[str]) -> None:
+    from .errors import StageError
+    from .partial import partial_table
+    from .runfolder import RunFolder
+
+    run = RunFolder(path)
+    entries = run.run_json().get("stages", [])
+    if not entries:  # a run folder from before run.json kept every stage: its links
+        typer.echo(f"{path}: no run.json; the stage outputs it links to:")
+        entries = [{"name": link.name.split("-", 1)[1], "status": "linked", "path": str(link.resolve())}
+                   for link in sorted(run.path.glob("[0-9][0-9]-*"))]
+    for e in entries:
+        typer.echo(f"  {e['name']:<12} {e['status']:<8} {e.get('seconds', 0.0):9.1f}s  {e['path']}")
+    clf = next((e for e in entries if e["name"] == "classifier"), None)
+    if clf is not None and run.find_stage("evaluate") is None:
+        typer.echo(f"\nevaluate has not run: the classifiers finished so far ({clf['status']} classifier stage)\n")
+        try:
+            typer.echo(partial_table(run.path, tasks=tasks), nl=False)
+        except StageError as e:
+            typer.echo(f"no partial results: {e}")
+
+
 @app.command()
 @user_errors
 def table(
-    runs: Annotated[list[Path], typer.Argument(help="Run folders (work/runs/<recipe>-<preset>) to gather.")],
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (work/runs/<recipe>-<preset>) to gather, or one "
+                                                     "recipe name or .toml path to run up to its table stage.")],
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results"),
     title: Annotated[str, typer.Option(help="Table title.")] = "ULMFiT results",
+    preset: PresetOpt = "smoke",
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+    mirror: MirrorOpt = None,
+    data_dir: DataOpt = None,
+    work_dir: WorkOpt = None,
+    device: DeviceOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Gather results of one or more runs into Markdown, CSV, JSON and LaTeX tables."""
+    """Gather run folders into Markdown, CSV, JSON and LaTeX tables, or run a recipe up to its table stage.
+
+    Given run folders (each with config.resolved.toml), gather their results into --out; given one recipe name
+    or .toml path, run the recipe's stages up to `table` (the recipe options apply then, as for any stage)."""
+    if len(runs) == 1 and _is_recipe_target(runs[0]):
+        _stage_command("table", "Results tables")(str(runs[0]), preset, set_, force, mirror, data_dir, work_dir,
+                                                   device, quiet)
+        return
     from .tables_gather import gather_runs
 
     written = gather_runs(runs, out, title=title)
     for kind, path in written.items():
         typer.echo(f"{kind}: {path}")
+
+
+@app.command("results-page")
+@user_errors
+def results_page_cmd(
+    results: Annotated[Path, typer.Argument(help="Results folder: index.toml and the result files it names.")] = Path(
+        "docs/results"),
+    out: Annotated[Path, typer.Option(help="The page to write.")] = Path("docs/BENCHMARKS.md"),
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if OUT differs from the render.")] = False,
+) -> None:
+    """Render docs/BENCHMARKS.md from the result files in docs/results/ (index.toml lists the sections)."""
+    from .results_page import render_page, write_page
+
+    if check:
+        same = out.is_file() and out.read_text(encoding="utf-8") == render_page(results)
+        typer.echo(f"{out}: {'up to date' if same else f'differs from the render of {results}'}")
+        raise typer.Exit(code=0 if same else 1)
+    typer.echo(f"written: {write_page(results, out)}")
 
 
 @app.command()
@@ -254,6 +330,43 @@ def predict(
     predictor = Predictor.from_run(run, task=task, seed=seed)
     for text, (label, prob) in zip(texts, predictor.predict(texts)):
         typer.echo(f"{label}\t{prob:.3f}\t{text}")
+
+
+@app.command()
+@user_errors
+def trial(
+    run: Annotated[Path, typer.Argument(help="A run folder (work/runs/<recipe>-<preset>) with its LMs fine-tuned.")],
+    task: Annotated[str, typer.Argument(help="Task name.")],
+    set_: Annotated[Optional[list[str]], typer.Option(
+        "--set", "-s", help="Override a classifier setting: --set classifier.epochs=12")] = None,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    direction: Annotated[str, typer.Option(help="fwd, bwd or both (both: also their ensemble).")] = "fwd",
+    out: Annotated[Optional[Path], typer.Option(help="Keep the trained classifiers and trial.json here "
+                                                     "(default: a temporary folder, removed).")] = None,
+    device: DeviceOpt = None,
+    random_encoder: Annotated[bool, typer.Option("--random-encoder", help="Start from a random encoder, "
+                                                                          "not the fine-tuned LM.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON line.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Screen a classifier setting: train one task's classifier from a run's fine-tuned LM, print its scores.
+
+    Classifier settings come from the run, with --set classifier.KEY=VALUE overrides; valid and test scores
+    are in the task's metric. The run folder is left untouched (training happens in a temporary folder or
+    --out)."""
+    import json
+
+    from .trial import classifier_trial, format_trial
+
+    def on_epoch(d: str, rec: dict) -> None:
+        if not quiet:
+            valid = "-" if rec.get("valid_score") is None else f"{rec['valid_score']:.4f}"
+            typer.echo(f"{d} epoch {rec['epoch']}: train accuracy {rec['train_accuracy']:.3f}, valid {valid}",
+                       err=True)
+
+    result = classifier_trial(run, task, overrides=set_ or [], seed=seed, direction=direction, out=out,
+                              device=device, random_encoder=random_encoder, progress=not quiet, on_epoch=on_epoch)
+    typer.echo(json.dumps(result) if as_json else format_trial(result), nl=as_json)
 
 
 @app.command()
@@ -313,13 +426,20 @@ app.add_typer(bench_app, name="bench")
 @user_errors
 def bench_lm_cmd(
     vocab: int = 8000, emb: int = 256, hidden: int = 512, layers: int = 3, bptt: int = 70, bs: int = 32,
-    steps: int = 20, device: str = "cpu",
+    steps: int = 20, device: str = "cpu", warmup: int = 3, threads: int = 2,
+    impls: Annotated[str, typer.Option(help="Comma-separated: ulmfit_multi, nn_lstm (fastai's AWD_LSTM too: "
+                                            "python bench/bench_lm.py).")] = "ulmfit_multi,nn_lstm",
 ) -> None:
     """LM training tokens/s (forward, backward, optimizer) and peak memory vs a plain nn.LSTM stack."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-    from bench_lm import bench_lm  # type: ignore[import-not-found]
+    from .bench import BUILDERS, bench_lm
 
-    bench_lm(vocab=vocab, emb=emb, hidden=hidden, layers=layers, bptt=bptt, bs=bs, steps=steps, device=device)
+    chosen = tuple(i.strip() for i in impls.split(",") if i.strip())
+    unknown = [i for i in chosen if i not in BUILDERS]
+    if unknown:
+        raise typer.BadParameter(f"unknown implementation(s) {', '.join(unknown)}; known: {', '.join(BUILDERS)}",
+                                 param_hint="--impls")
+    bench_lm(vocab=vocab, emb=emb, hidden=hidden, layers=layers, bptt=bptt, bs=bs, steps=steps, device=device,
+             warmup=warmup, threads=threads, impls=chosen)
 
 
 def main() -> None:

@@ -86,6 +86,7 @@ class SyntheticMix:
     scheme: str = "casual"
     english_mix: float = 0.0
     token_switch_prob: float = 0.0
+    seed: int = added_later(0)  # seeds the one random generator behind every choice
 
 
 @dataclass
@@ -126,29 +127,53 @@ class EncodeConfig:
 
 @dataclass
 class ModelSection:
-    """AWD-LSTM sizes (ULMFiT paper defaults)."""
+    """The AWD-LSTM (ULMFiT paper sizes, fastai's awd_lstm_lm_config dropouts); model.py builds from this.
+
+    The five dropouts are the language models'; the classifier uses model.CLASSIFIER_DROPOUTS instead,
+    scaled by `classifier.drop_mult`.
+    """
 
     emb_size: int = 400
-    hidden_size: int = 1152
+    hidden_size: int = 1152  # fastai's 1152 (the paper's 1150 rounded to a multiple of 8)
     n_layers: int = 3
-    drop_mult: float = 1.0
+    drop_mult: float = 1.0  # scales every *_p below
     bptt: int = 70
+    embed_p: float = added_later(0.02)  # whole embedding rows (words) dropped
+    input_p: float = added_later(0.25)  # on the embedding output, same mask at every time step
+    weight_p: float = added_later(0.2)  # DropConnect on the hidden-to-hidden LSTM weights
+    hidden_p: float = added_later(0.15)  # between LSTM layers
+    output_p: float = added_later(0.1)  # on the last LSTM output, before the decoder / pooling head
+
+
+DROPOUTS = ("embed_p", "input_p", "weight_p", "hidden_p", "output_p")
 
 
 @dataclass
-class LMSection:
+class Schedule:
+    """ULMFiT's optimizer and learning-rate schedule (Howard & Ruder 2018, section 3), the same keys in
+    `pretrain`, `finetune_lm` and `classifier`."""
+
+    betas: list[float] = added_later([0.7, 0.99])  # Adam's (beta1, beta2)
+    cut_frac: float = added_later(0.1)  # STLR: share of a cycle's steps over which the lr rises
+    ratio: float = added_later(32.0)  # STLR: peak lr / lowest lr
+    lr_decay: float = added_later(2.6)  # discriminative lrs: the group k below the top gets lr / lr_decay**k
+
+
+@dataclass
+class LMSection(Schedule):
     """Language-model training (pretraining or fine-tuning)."""
 
     epochs: int = 1
     batch_size: int = 64
-    lr: float = 1e-3
-    wd: float = 0.01
-    clip: float = 0.4
-    alpha: float = 2.0
-    beta: float = 1.0
-    max_batches_per_epoch: int = 0
-    checkpoint_minutes: float = 10.0
+    lr: float = 1e-3  # peak lr of the top layer group
+    wd: float = 0.01  # decoupled weight decay (AdamW)
+    clip: float = 0.4  # max gradient norm
+    alpha: float = 2.0  # AR: activation regularization on the dropped last-layer output
+    beta: float = 1.0  # TAR: temporal activation regularization on the raw last-layer output
+    max_batches_per_epoch: int = 0  # 0 = all
+    checkpoint_minutes: float = 10.0  # 0 = every step
     keep_best: bool = added_later(False)  # keep the epoch of lowest valid perplexity, not the last
+    discriminative: bool = added_later(False)  # per-group lrs (lr_decay); off: every group at `lr`
 
 
 @dataclass
@@ -169,21 +194,22 @@ class FinetuneLMConfig(LMSection):
     batch_size: int = 32
     lr: float = 4e-3
     keep_best: bool = True  # keep the epoch of lowest valid perplexity on the task text, not the last
+    discriminative: bool = added_later(True)  # ULMFiT's discriminative fine-tuning
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(Schedule):
     """Classifier training with the full ULMFiT schedule."""
 
     epochs: int = 4
     batch_size: int = 32
-    lr: float = 1e-2
+    lr: float = 1e-2  # peak lr of the top layer group (the paper's 0.01)
     wd: float = 0.01
     clip: float = 0.4
-    drop_mult: float = 0.5
+    drop_mult: float = 0.5  # scales model.CLASSIFIER_DROPOUTS (fastai's awd_lstm_clas_config)
     max_len: int = 1400
     gradual_unfreezing: bool = True
-    class_weights: bool = False
+    class_weights: bool = False  # inverse-frequency ("balanced") cross-entropy weights
     subword_sampling: bool = False
     max_batches_per_epoch: int = 0
     checkpoint_minutes: float = 10.0
@@ -357,8 +383,7 @@ def _check_values(cfg: Config, path: Path) -> None:
     if cfg.pretrain.workers < 1 or cfg.pretrain.batch_size % cfg.pretrain.workers:
         raise RecipeError(f"{path}: 'pretrain.workers' is {cfg.pretrain.workers}; expected a number >= 1 that "
                           f"divides pretrain.batch_size ({cfg.pretrain.batch_size})")
-    if any(lr <= 0 for lr in cfg.classifier.stage_lrs):
-        raise RecipeError(f"{path}: 'classifier.stage_lrs' is {cfg.classifier.stage_lrs}; expected positive learning rates")
+    check_training_values(cfg, path)
     names = set()
     for task in cfg.tasks:
         if not task.name:
@@ -382,6 +407,34 @@ def _check_values(cfg: Config, path: Path) -> None:
         one_of(name, ("majority", "tfidf-lr", "fasttext"), "evaluate.baselines")
     for name in cfg.evaluate.fuse_with:
         one_of(name, tuple(b for b in cfg.evaluate.baselines if b != "majority"), "evaluate.fuse_with")
+
+
+def check_training_values(cfg: Config, path: str | Path) -> None:
+    """Ranges of the model's dropouts and drop_mult and of the training sections' optimizer and schedule keys
+    (a `RecipeError` naming `path` and the key); `load_recipe` runs it, and so can code that changes a
+    resolved config."""
+    def check(ok: bool, where: str, value: Any, expected: str) -> None:
+        if not ok:
+            raise RecipeError(f"{path}: '{where}' is {value!r}; expected {expected}")
+
+    m = cfg.model
+    for where, mult in (("model.drop_mult", m.drop_mult), ("classifier.drop_mult", cfg.classifier.drop_mult)):
+        check(mult >= 0, where, mult, "a number >= 0")
+    for name in DROPOUTS:
+        p = getattr(m, name)
+        check(0 <= p < 1, f"model.{name}", p, "a probability in [0, 1)")
+        # a scaled probability of 1 drops every unit (and its 1/(1-p) rescaling divides by zero)
+        check(p * m.drop_mult < 1, f"model.{name}", p,
+              f"a value that stays below 1 times model.drop_mult ({m.drop_mult:g})")
+    for name in ("pretrain", "finetune_lm", "classifier"):
+        s: Schedule = getattr(cfg, name)
+        check(len(s.betas) == 2 and all(0 <= b < 1 for b in s.betas), f"{name}.betas", s.betas,
+              "two numbers in [0, 1), Adam's [beta1, beta2]")
+        check(0 < s.cut_frac < 1, f"{name}.cut_frac", s.cut_frac, "a number in (0, 1)")
+        check(s.ratio > 1, f"{name}.ratio", s.ratio, "a number > 1")
+        check(s.lr_decay >= 1, f"{name}.lr_decay", s.lr_decay, "a number >= 1")
+    check(all(lr > 0 for lr in cfg.classifier.stage_lrs), "classifier.stage_lrs", cfg.classifier.stage_lrs,
+          "positive learning rates")
 
 
 def section(cfg: Config, dotted: str, *, for_fingerprint: bool = False) -> Any:

@@ -1,4 +1,4 @@
-"""Pretrain several languages at once on Ray, and a data-parallel LM loop on Ray Train.
+"""Pretrain several languages at once on Ray, with live progress from the stage engine's events.
 
     ulmfit-multi pretrain --langs mr,hi,ta --preset smoke --mirror ../shared/data --gpus-per-lang 0
 
@@ -13,21 +13,20 @@ Ray is imported only inside functions, so the rest of the package never needs it
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
 import sys
 import time
-import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from .ddp import ray_session
 
 log = logging.getLogger("ulmfit_multi")
 
 STATUS_PERIOD_S = 30.0  # how often the driver prints a "running: ..." line when nothing changed
+RUN_KEYS = ("task", "direction", "seed")  # what tells the models a stage trains apart, in its epoch events
 
 
 # ------------------------------------------------------------------ summaries and the final table
@@ -132,13 +131,14 @@ class ProgressBoard:
             now = self.clock()
             self.state[lang].update(stage=stage, stage_since=now, epochs_done=0, epochs_total=None, tok_s=None,
                                     valid_ppl=None, eta_s=None, run_since=now, run_epochs=0, last_epoch=None,
-                                    last_epoch_at=now)
+                                    last_epoch_at=now, run="")
 
     def epoch(self, lang: str, event: dict[str, Any]) -> None:
         """A training epoch finished: epochs done (`epoch` + 1) of `epochs_total`, tokens/s, valid ppl, ETA.
 
-        The ETA is (epochs left) x (mean time of the epochs seen in this training run). An epoch index not
-        above the previous one starts a new run (a stage that trains several models, one after the other).
+        The ETA is (epochs left) x (mean time of the epochs seen in this training run). A stage that trains
+        several models one after the other (directions, tasks, seeds) starts a new run when the event's
+        task/direction/seed differ from the previous one's, or when its epoch index is not above the previous.
         """
         st = self.state.get(lang)
         if st is None:
@@ -147,13 +147,14 @@ class ProgressBoard:
         last = st.get("last_epoch")
         epoch = event.get("epoch")
         epoch = int(epoch) if isinstance(epoch, (int, float)) else (last + 1 if last is not None else 0)
-        if last is not None and epoch <= last:
+        run = "/".join(f"seed{event[k]}" if k == "seed" else str(event[k]) for k in RUN_KEYS if k in event)
+        if last is not None and (epoch <= last or run != st.get("run", "")):
             st.update(run_since=st.get("last_epoch_at", now), run_epochs=0)
         run_epochs = st.get("run_epochs", 0) + 1
         per_epoch = (now - st.get("run_since", st.get("stage_since", st["since"]))) / run_epochs
         total = event.get("epochs_total")
         st.update(epochs_done=epoch + 1, epochs_total=total, tok_s=event.get("tokens_per_second"),
-                  valid_ppl=event.get("valid_ppl"), run_epochs=run_epochs, last_epoch=epoch, last_epoch_at=now,
+                  valid_ppl=event.get("valid_ppl"), run_epochs=run_epochs, last_epoch=epoch, last_epoch_at=now, run=run,
                   eta_s=max(0.0, (total - epoch - 1) * per_epoch) if isinstance(total, (int, float)) else None)
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
@@ -174,13 +175,14 @@ def board_forwarder(board: Any, lang: str) -> Callable[[dict[str, Any]], None]:
 
 
 def progress_line(lang: str, st: dict[str, Any]) -> str:
-    """One live line: '[mr] pretrain on 3f2a.. (try 2), epoch 1/4, 12,345 tok/s, ETA 40s'."""
+    """One live line: '[mr] pretrain on 3f2a.. (try 2), fwd epoch 1/4, 12,345 tok/s, ETA 40s'."""
     parts = [f"[{lang}] {st.get('stage', '?')} on {str(st.get('node', ''))[:12]}"]
     if st.get("attempts", 1) > 1:
         parts[0] += f" (try {st['attempts']})"
     if st.get("epochs_done"):
         total = st.get("epochs_total")
-        parts.append(f"epoch {st['epochs_done']}/{total}" if total else f"epoch {st['epochs_done']}")
+        epochs = f"epoch {st['epochs_done']}/{total}" if total else f"epoch {st['epochs_done']}"
+        parts.append(f"{st['run']} {epochs}" if st.get("run") else epochs)
     if isinstance(st.get("tok_s"), (int, float)):
         parts.append(f"{st['tok_s']:,.0f} tok/s")
     if isinstance(st.get("valid_ppl"), (int, float)):
@@ -334,7 +336,7 @@ def pretrain_many(langs: list[str], *, preset: str = "smoke", overrides: list[st
                 st = snap.get(lang)
                 if st is None:
                     continue
-                key = (st["node"], st["attempts"], st["stage"], st.get("epochs_done"))
+                key = (st["node"], st["attempts"], st["stage"], st.get("run"), st.get("epochs_done"))
                 if seen.get(lang) != key:
                     seen[lang] = key
                     changed = True

@@ -1,7 +1,9 @@
 """The AWD-LSTM language model and the ULMFiT classifier, in one file.
 
-Reads top to bottom in dependency order: config -> dropouts -> AWDLSTM -> LanguageModel ->
+Reads top to bottom in dependency order: dropout settings -> dropouts -> AWDLSTM -> LanguageModel ->
 SentenceEncoder -> pooling -> PoolingClassifier -> Classifier -> builders, layer groups, vocab mapping.
+Every module is built from the recipe's `[model]` section (`config.ModelSection`: sizes, dropouts,
+drop_mult, bptt) plus the vocabulary size.
 
 References: Merity et al. 2017 (AWD-LSTM, arXiv 1708.02182), Howard & Ruder 2018 (ULMFiT,
 arXiv 1801.06146), and fastai `text/models/{awdlstm,core}.py`, whose module structure and
@@ -16,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import warnings
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -24,32 +25,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from .config import ModelSection
+from .tokenizer import PAD_ID
+
 # fastai awd_lstm_clas_config: stronger dropouts for the classifier (all scaled by drop_mult)
 CLASSIFIER_DROPOUTS = dict(embed_p=0.05, input_p=0.4, weight_p=0.5, hidden_p=0.3, output_p=0.4)
 
 
-@dataclass
-class ModelConfig:
-    """AWD-LSTM sizes and dropouts (fastai awd_lstm_lm_config defaults)."""
-
-    vocab_size: int
-    emb_size: int = 400
-    hidden_size: int = 1152  # fastai's 1152 (the paper's 1150 rounded to a multiple of 8)
-    n_layers: int = 3
-    pad_id: int = 0
-    embed_p: float = 0.02  # whole embedding rows (words) dropped
-    input_p: float = 0.25  # on the embedding output, same mask at every time step
-    weight_p: float = 0.2  # DropConnect on the hidden-to-hidden LSTM weights
-    hidden_p: float = 0.15  # between LSTM layers
-    output_p: float = 0.1  # on the last LSTM output, before the decoder / pooling head
-    drop_mult: float = 1.0  # scales every *_p
-
-    def p(self, name: str) -> float:
-        """Dropout `name` (e.g. 'embed_p') scaled by drop_mult."""
-        return getattr(self, name) * self.drop_mult
+def scaled_p(cfg: ModelSection, name: str) -> float:
+    """Dropout `name` (e.g. 'embed_p') times drop_mult; it must stay below 1 (1 would drop every unit)."""
+    p = getattr(cfg, name) * cfg.drop_mult
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout {name} = {getattr(cfg, name):g} times drop_mult {cfg.drop_mult:g} is {p:g}; "
+                         f"expected a probability in [0, 1)")
+    return p
 
 
-def with_classifier_dropouts(cfg: ModelConfig) -> ModelConfig:
+def with_classifier_dropouts(cfg: ModelSection) -> ModelSection:
     """Copy of `cfg` with fastai's classifier dropouts (awd_lstm_clas_config); drop_mult kept."""
     return dataclasses.replace(cfg, **CLASSIFIER_DROPOUTS)
 
@@ -125,19 +117,20 @@ class EmbeddingDropout(nn.Module):
 class AWDLSTM(nn.Module):
     """AWD-LSTM encoder: embedding + n single-layer LSTMs; hidden state kept (detached) across calls."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelSection, vocab_size: int):
         super().__init__()
         self.cfg, self.bs = cfg, 1
-        self.encoder = nn.Embedding(cfg.vocab_size, cfg.emb_size, padding_idx=cfg.pad_id)
+        self.encoder = nn.Embedding(vocab_size, cfg.emb_size, padding_idx=PAD_ID)
         self.encoder.weight.data.uniform_(-0.1, 0.1)
-        self.encoder_dp = EmbeddingDropout(self.encoder, cfg.p("embed_p"))
+        self.encoder_dp = EmbeddingDropout(self.encoder, scaled_p(cfg, "embed_p"))
         # sizes emb -> hid -> ... -> hid -> emb, so the last layer's output can be tied to the embedding
         sizes = [cfg.emb_size] + [cfg.hidden_size] * (cfg.n_layers - 1) + [cfg.emb_size]
         self.rnns = nn.ModuleList(
-            [WeightDropout(nn.LSTM(sizes[i], sizes[i + 1], 1, batch_first=True), cfg.p("weight_p")) for i in range(cfg.n_layers)]
+            [WeightDropout(nn.LSTM(sizes[i], sizes[i + 1], 1, batch_first=True), scaled_p(cfg, "weight_p"))
+             for i in range(cfg.n_layers)]
         )
-        self.input_dp = RNNDropout(cfg.p("input_p"))
-        self.hidden_dps = nn.ModuleList([RNNDropout(cfg.p("hidden_p")) for _ in range(cfg.n_layers)])
+        self.input_dp = RNNDropout(scaled_p(cfg, "input_p"))
+        self.hidden_dps = nn.ModuleList([RNNDropout(scaled_p(cfg, "hidden_p")) for _ in range(cfg.n_layers)])
         self.hidden: list[tuple[Tensor, Tensor]] | None = None
 
     def reset(self) -> None:
@@ -199,12 +192,12 @@ class LMOutput(NamedTuple):
 class LinearDecoder(nn.Module):
     """Output dropout + linear layer to the vocabulary, its weight tied to the embedding."""
 
-    def __init__(self, cfg: ModelConfig, tie_to: nn.Embedding):
+    def __init__(self, cfg: ModelSection, tie_to: nn.Embedding):
         super().__init__()
-        self.decoder = nn.Linear(cfg.emb_size, cfg.vocab_size)
+        self.decoder = nn.Linear(cfg.emb_size, tie_to.num_embeddings)
         self.decoder.weight = tie_to.weight  # weight tying (Press & Wolf 2017)
         nn.init.zeros_(self.decoder.bias)
-        self.output_dp = RNNDropout(cfg.p("output_p"))
+        self.output_dp = RNNDropout(scaled_p(cfg, "output_p"))
 
     def forward(self, raw: Tensor) -> LMOutput:
         dropped = self.output_dp(raw)
@@ -214,10 +207,10 @@ class LinearDecoder(nn.Module):
 class LanguageModel(nn.Module):
     """AWDLSTM encoder + tied LinearDecoder."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelSection, vocab_size: int):
         super().__init__()
         self.cfg = cfg
-        self.encoder = AWDLSTM(cfg)
+        self.encoder = AWDLSTM(cfg, vocab_size)
         self.decoder = LinearDecoder(cfg, self.encoder.encoder)
 
     def reset(self) -> None:
@@ -301,13 +294,13 @@ class PoolingClassifier(nn.Module):
 
 
 class Classifier(nn.Module):
-    """SentenceEncoder + PoolingClassifier."""
+    """SentenceEncoder (chunks of `cfg.bptt` tokens) + PoolingClassifier."""
 
-    def __init__(self, cfg: ModelConfig, n_classes: int, bptt: int = 70, max_len: int = 1400, head_hidden: int = 50):
+    def __init__(self, cfg: ModelSection, vocab_size: int, n_classes: int, max_len: int = 1400, head_hidden: int = 50):
         super().__init__()
         self.cfg = cfg
-        self.encoder = SentenceEncoder(AWDLSTM(cfg), bptt, max_len)
-        self.head = PoolingClassifier(cfg.emb_size, n_classes, head_hidden, (cfg.p("output_p"), 0.1))
+        self.encoder = SentenceEncoder(AWDLSTM(cfg, vocab_size), cfg.bptt, max_len)
+        self.head = PoolingClassifier(cfg.emb_size, n_classes, head_hidden, (scaled_p(cfg, "output_p"), 0.1))
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """(bs, T) right-padded ids, (bs,) lengths -> logits (bs, n_classes)."""
@@ -318,16 +311,18 @@ class Classifier(nn.Module):
 # Builders, layer groups, transfer
 
 
-def build_language_model(cfg: ModelConfig) -> LanguageModel:
+def build_language_model(cfg: ModelSection, vocab_size: int) -> LanguageModel:
     """AWD-LSTM language model with tied weights."""
-    return LanguageModel(cfg)
+    return LanguageModel(cfg, vocab_size)
 
 
 def build_classifier(
-    cfg: ModelConfig, n_classes: int, *, bptt: int = 70, max_len: int = 1400, head_hidden: int = 50, clas_dropouts: bool = True
+    cfg: ModelSection, vocab_size: int, n_classes: int, *, max_len: int = 1400, head_hidden: int = 50,
+    clas_dropouts: bool = True,
 ) -> Classifier:
-    """ULMFiT classifier; `clas_dropouts` swaps in CLASSIFIER_DROPOUTS (fastai awd_lstm_clas_config)."""
-    return Classifier(with_classifier_dropouts(cfg) if clas_dropouts else cfg, n_classes, bptt, max_len, head_hidden)
+    """ULMFiT classifier; `clas_dropouts` swaps in CLASSIFIER_DROPOUTS (fastai awd_lstm_clas_config) for the
+    section's dropouts, scaled by the section's drop_mult (the caller sets it to `classifier.drop_mult`)."""
+    return Classifier(with_classifier_dropouts(cfg) if clas_dropouts else cfg, vocab_size, n_classes, max_len, head_hidden)
 
 
 def _params(*modules: nn.Module) -> list[nn.Parameter]:

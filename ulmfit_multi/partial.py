@@ -4,8 +4,8 @@ The classifier stage of a big run takes hours (3 seeds x 2 directions x each tas
 only runs after all of it. `partial_records` scores what has finished so far the way the `evaluate` stage
 will (`evaluate.task_system_probas`) and returns records in the evaluate stage's format. It reads the
 stage's finished output when there is one, else its `.partial` folder in the store (where the run's
-`run.json` says the stage is running); it writes nothing. `ulmfit-multi status RUN` and `ulmfit-multi compare`
-use it.
+`run.json` says the stage is running); it writes nothing. `partial_table` prints them as mean ± sd over the
+seeds finished so far. `ulmfit-multi status RUN_FOLDER` and `ulmfit-multi compare` use them.
 """
 
 from __future__ import annotations
@@ -55,3 +55,25 @@ def partial_records(run: str | Path, *, tasks: Sequence[str] = ()) -> tuple[list
                                 len(y), preset=cfg.preset, note=t.note)
                     for seed, probas in by_seed.items() for system, proba in probas.items()]
     return records, list(dict.fromkeys(notes)), clf
+
+
+def partial_table(run: str | Path, *, tasks: Sequence[str] = ()) -> str:
+    """The finished classifiers' test scores as a Markdown table: per task and system, the seeds finished,
+    mean ± sd over them and each seed's score (percent, the task's metric), then any notes."""
+    from .tables import aggregate
+
+    records, notes, clf = partial_records(run, tasks=tasks)
+    cfg = RunFolder(run).config()
+    metric_by_task = {t.name: t.metric for t in cfg.tasks}
+    lines = [f"classifier output: {clf}", "",
+             "| task | system | seeds finished | test metric, mean ± sd | per seed |", "|---|---|---|---|---|"]
+    for row in aggregate(records):
+        metric = metric_by_task[row["task"]]
+        per_seed = ", ".join(f"{'pooled' if r['seed'] is None else r['seed']}: {100 * r['metrics'][metric]:.2f}"
+                             for r in records if r["task"] == row["task"] and r["system"] == row["system"])
+        lines.append(f"| {row['task']} | {row['system']} | {row['n_seeds']} of {len(cfg.evaluate.seeds)} | "
+                     f"{metric} {100 * row['mean'][metric]:.2f} ± {100 * row['std'][metric]:.2f} | {per_seed} |")
+    if not records:
+        lines.append("(no classifier has finished yet)")
+    lines += [f"\n{note}" for note in notes]
+    return "\n".join(lines) + "\n"

@@ -92,16 +92,17 @@ def fetch(ctx: StageContext) -> dict[str, Any]:
 
 def corpus(ctx: StageContext) -> dict[str, Any]:
     """Turn dumps and raw text into clean, normalized, language-filtered sentences."""
-    from .corpus.build import SourceSpec, build_corpus
+    from .config import Source
+    from .corpus.build import build_corpus
 
     cfg, c = ctx.cfg, ctx.cfg.corpus
     fetched = _fetched(ctx)
     summary: dict[str, Any] = {}
-    by_lang: dict[str, list[SourceSpec]] = {}
+    by_lang: dict[str, list[tuple[Source, Path]]] = {}
     for src in c.sources:
         path = fetched.get(src.path, {}).get("path")
         if path:
-            by_lang.setdefault(src.lang, []).append(SourceSpec(Path(path), src.format, src.name))
+            by_lang.setdefault(src.lang, []).append((src, Path(path)))
     for code, specs in by_lang.items():
         lang = load_lang(code)
         summary[code] = build_corpus(
@@ -110,14 +111,11 @@ def corpus(ctx: StageContext) -> dict[str, Any]:
             max_docs_per_source=c.max_docs_per_source, keep_truncated=c.keep_truncated,
             workers=cfg.runtime.workers, progress=ctx.progress)
     if c.synthetic.enabled:
-        from .corpus.synthetic import SyntheticConfig, synthesize_files
+        from .corpus.synthetic import synthesize_files
 
-        s = c.synthetic
         native = sorted((ctx.out / cfg.recipe.langs[0]).glob("*.txt"))
         summary["synthetic"] = synthesize_files(
-            native, ctx.out / "synthetic" / "synthetic-00000.txt", cfg.recipe.langs[0],
-            SyntheticConfig(romanized_share=s.romanized_share, scheme=s.scheme, english_mix=s.english_mix,
-                            token_switch_prob=s.token_switch_prob, seed=0))
+            native, ctx.out / "synthetic" / "synthetic-00000.txt", cfg.recipe.langs[0], c.synthetic)
     if c.task_text:
         tasks = load_tasks(cfg, fetched)
         n, dropped = write_task_text(tasks, ("train", "valid", "unlabeled"), ctx.out / "task" / "task-00000.txt")

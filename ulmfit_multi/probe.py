@@ -10,11 +10,13 @@ classifier schedule's.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
 from .atomic import read_json
+from .config import ModelSection
 from .errors import StageError
 from .runfolder import RunFolder
 
@@ -32,17 +34,17 @@ def _split(task_dir: Path, role: str, limit: int | None) -> tuple[list[np.ndarra
     return [store.doc(int(i)) for i in idx], np.load(task_dir / role / "labels.npy")[idx]
 
 
-def probe_encoder(lm_state: dict | None, cfg):
+def probe_encoder(lm_state: dict | None, cfg: ModelSection, vocab_size: int):
     """The classifier's document encoder (eval mode) with an LM's weights; `lm_state` None = random (seed 0)."""
     import torch
 
     from .model import build_classifier, build_language_model, load_encoder_into_classifier
 
     torch.manual_seed(0)
-    lm = build_language_model(cfg)
+    lm = build_language_model(cfg, vocab_size)
     if lm_state is not None:
         lm.load_state_dict(lm_state)
-    clf = build_classifier(cfg, 2)
+    clf = build_classifier(cfg, vocab_size, 2)
     load_encoder_into_classifier(clf, lm)
     return clf.encoder.eval()
 
@@ -67,7 +69,6 @@ def probe_run(run_dir: str | Path, task: str, *, direction: str = "fwd", max_tra
     import torch
     from sklearn.linear_model import LogisticRegression
 
-    from .builders import model_config
     from .evaluate import compute_metrics
     from .tokens import TokenStore
 
@@ -83,8 +84,9 @@ def probe_run(run_dir: str | Path, task: str, *, direction: str = "fwd", max_tra
     for path in filter(None, weights.values()):
         if not path.exists():
             raise StageError(f"{path}: no {direction} language model in this run")
-    # eval mode: drop_mult has no effect on the features
-    cfg = model_config(run.config(), TokenStore.open(task_dir / "train").meta["vocab_size"], drop_mult=1.0)
+    # eval mode: the dropouts have no effect on the features (drop_mult 1 only keeps them valid probabilities)
+    cfg = dataclasses.replace(run.config().model, drop_mult=1.0)
+    vocab_size = int(TokenStore.open(task_dir / "train").meta["vocab_size"])
     train_docs, y_train = _split(task_dir, "train", max_train)
     valid_docs, y_valid = _split(task_dir, "valid", None)
 
@@ -97,7 +99,8 @@ def probe_run(run_dir: str | Path, task: str, *, direction: str = "fwd", max_tra
     rows = [row("majority class", np.full_like(y_valid, np.bincount(y_train).argmax()))]
     backwards = direction == "bwd"
     for name, path in weights.items():
-        encoder = probe_encoder(None if path is None else torch.load(path, map_location="cpu", weights_only=True), cfg)
+        state = None if path is None else torch.load(path, map_location="cpu", weights_only=True)
+        encoder = probe_encoder(state, cfg, vocab_size)
         x_train = pooled_features(encoder, train_docs, backwards=backwards)
         x_valid = pooled_features(encoder, valid_docs, backwards=backwards)
         mean, std = x_train.mean(0), x_train.std(0) + 1e-6

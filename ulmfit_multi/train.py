@@ -2,7 +2,10 @@
 
 Usage (Python; the pipeline's `pretrain` and `finetune_lm` stages call this; the classifier's loop is in
 `train_classifier`):
-    summary = train_lm(build_language_model(cfg), train_stream, valid_stream, LMTrainConfig(), out_dir)
+    summary = train_lm(build_language_model(cfg.model, vocab_size), train_stream, valid_stream, cfg.pretrain, out_dir)
+
+`cfg.pretrain` or `cfg.finetune_lm` is the recipe's own section (`config.LMSection`): every setting a
+recipe can give reaches the loop unchanged.
 
 The loop writes into `out_dir`: ckpt/last.pt (atomic, at every epoch end and every `checkpoint_minutes`;
 an existing one is resumed from, exactly), history.jsonl, learning_curve.png and model.pt: the last
@@ -20,7 +23,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
@@ -31,6 +34,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .atomic import atomic_write, save_torch
+from .config import LMSection
 from .model import LanguageModel, LMOutput, lm_layer_groups
 from .schedule import discriminative_lrs, stlr
 
@@ -40,31 +44,12 @@ EpochHook = Callable[[dict[str, Any]], None]
 
 
 class LMStream(Protocol):
-    """Language-model batches: (x, y) (bs, seq_len), y = x shifted by one."""
+    """Language-model batches: (x, y) (bs, seq_len), y = x shifted by one; the lr is scaled by seq_len / `bptt`."""
+
+    bptt: int
 
     def batches(self, epoch: int, start: int = 0) -> Iterable[tuple[Tensor, Tensor]]: ...
     def num_batches(self, epoch: int) -> int: ...
-
-
-@dataclass
-class LMTrainConfig:
-    """Language-model training (AWD-LSTM regularization + ULMFiT STLR)."""
-
-    epochs: int = 1
-    lr: float = 1e-3  # peak lr of the top group
-    wd: float = 0.01  # decoupled (AdamW)
-    clip: float = 0.4  # max grad norm
-    alpha: float = 2.0  # AR: activation regularization on the dropped last-layer output
-    beta: float = 1.0  # TAR: temporal activation regularization on the raw last-layer output
-    betas: tuple[float, float] = (0.7, 0.99)  # ULMFiT's Adam betas
-    cut_frac: float = 0.1
-    ratio: float = 32.0
-    discriminative: bool = False  # True for LM fine-tuning: lr / 2.6**k per layer group
-    checkpoint_minutes: float = 10.0  # 0 = every step
-    bf16: bool = True  # autocast bf16, only on CUDA
-    max_batches_per_epoch: int = 0  # 0 = all
-    bptt: int = 70  # the lr is scaled by seq_len / bptt; a stream's own `.bptt` wins if it has one
-    keep_best: bool = False  # keep the epoch with the lowest valid loss (needs a valid stream), not the last
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,17 +239,23 @@ def train_lm(
     model: LanguageModel,
     train: LMStream,
     valid: LMStream | None,
-    cfg: LMTrainConfig,
+    cfg: LMSection,
     out_dir: Path,
     *,
     device: str = "cpu",
     seed: int = 0,
     progress: bool = True,
+    bf16: bool = True,
     on_step: StepHook | None = None,
     on_epoch: EpochHook | None = None,
 ) -> dict:
     """Train an LM with STLR over all steps, AdamW(betas), clipping, AR/TAR and variable-BPTT lr scaling.
 
+    `cfg` is a recipe's `pretrain` or `finetune_lm` section: epochs, lr (the top group's peak), wd, clip,
+    alpha/beta (AR/TAR), betas, cut_frac/ratio (STLR), discriminative with lr_decay (group k below the top
+    at lr / lr_decay**k), max_batches_per_epoch, checkpoint_minutes and keep_best (model.pt is the epoch of
+    lowest valid loss); its batch_size is the streams'. The lr is scaled by each batch's seq_len / `train.bptt`.
+    `bf16`: autocast to bfloat16 on CUDA (no effect on CPU).
     Resumes from out_dir/ckpt/last.pt when present. `on_step(info)` runs after every step (and after its
     checkpoint, if one was due); raising there interrupts training (tests). `on_epoch(record)` runs after
     each finished epoch (and its checkpoint), on rank 0 only under data-parallel training, with a copy of
@@ -275,12 +266,12 @@ def train_lm(
     run = TrainRun(out_dir, cfg.checkpoint_minutes, writer=rank == 0)
     model.to(device)
     groups = lm_layer_groups(model)
-    base_lrs = discriminative_lrs(cfg.lr, len(groups)) if cfg.discriminative else [cfg.lr] * len(groups)
+    base_lrs = discriminative_lrs(cfg.lr, len(groups), cfg.lr_decay) if cfg.discriminative else [cfg.lr] * len(groups)
     opt = adamw(groups, base_lrs, cfg.betas, cfg.wd)
     n_batches = [cap_batches(train.num_batches(e), cfg.max_batches_per_epoch) for e in range(cfg.epochs)]
     total_steps = sum(n_batches)
     log_every = max(1, total_steps // 100)
-    bptt = getattr(train, "bptt", cfg.bptt)
+    bptt = train.bptt
     params = [p for g in groups for p in g]
     st = dict(epoch=0, batch=0, step=0, ep_loss=0.0, ep_tokens=0, win_loss=0.0, win_tokens=0, train_tokens=0, seconds=0.0,
               best_loss=math.inf, best_epoch=-1)  # fmt: skip
@@ -326,7 +317,7 @@ def train_lm(
             for g, lr in zip(opt.param_groups, base_lrs):
                 g["lr"] = lr * scale
             lr_now = base_lrs[-1] * scale
-            with autocast(device, cfg.bf16):
+            with autocast(device, bf16):
                 out = net(x)
                 loss = F.cross_entropy(out.logits.float().flatten(0, 1), y.flatten())
                 reg = ar_tar(out, cfg.alpha, cfg.beta)
@@ -361,7 +352,7 @@ def train_lm(
         bar.close()
         elapsed = time.perf_counter() - t0
         st["seconds"] += elapsed
-        valid_loss = evaluate_lm(model, valid, device=device, bf16=cfg.bf16) if valid is not None else None
+        valid_loss = evaluate_lm(model, valid, device=device, bf16=bf16) if valid is not None else None
         rec = dict(
             kind="epoch", epoch=epoch, step=st["step"], train_loss=st["ep_loss"] / max(st["ep_tokens"], 1),
             valid_loss=valid_loss, valid_ppl=math.exp(valid_loss) if valid_loss is not None else None,

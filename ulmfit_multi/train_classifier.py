@@ -1,7 +1,7 @@
 """Training the ULMFiT classifier: gradual unfreezing, discriminative learning rates, STLR per stage.
 
 Usage (Python; the pipeline's `classifier` stage calls these):
-    summary = train_classifier(clf, train_batches, valid_batches, ClassifierTrainConfig(), out_dir, n_classes=3)
+    summary = train_classifier(clf, train_batches, valid_batches, cfg.classifier, out_dir, n_classes=3)
     probs = predict_proba(clf, test_batches)
 
 Like `train.train_lm`, the loop writes into `out_dir`: ckpt/last.pt (atomic, at every epoch end and every
@@ -9,13 +9,15 @@ Like `train.train_lm`, the loop writes into `out_dir`: ckpt/last.pt (atomic, at 
 model.pt, the weights of the epoch with the best validation score (kept in ckpt/best.pt as it trains).
 
 Schedule (ULMFiT section 3.2 as in fastai's ULMFiT recipe):
-  * layer groups [embedding], [rnn0], [rnn1], [rnn2], [head]; group k below the top gets lr / lr_decay**k;
+  * `cfg` is the recipe's `classifier` section (`config.ClassifierConfig`); its keys below in backquotes;
+  * layer groups [embedding], [rnn0], [rnn1], [rnn2], [head]; group k below the top gets lr / `lr_decay`**k;
   * gradual unfreezing: epoch e trains the top `unfreeze_plan(5, epochs)[e]` groups ([1, 2, 3, 5] for
     4 epochs = fastai's freeze / freeze_to(-2) / freeze_to(-3) / unfreeze); frozen groups have
     requires_grad False (they stay in the optimizer, which skips parameters without gradients);
   * a stage is a run of consecutive epochs with the same trainable groups; each stage gets a fresh STLR
-    cycle over its steps (fastai: one fit_one_cycle per unfreezing step). The top lr is `lr` in every
-    stage (the paper's; the fastai notebook also lowers it per stage, which a recipe can do by hand);
+    cycle over its steps (fastai: one fit_one_cycle per unfreezing step), shaped by `cut_frac` and `ratio`.
+    The top lr is `lr` in every stage (the paper's; the fastai notebook also lowers it per stage, which
+    `stage_lrs` does); AdamW with `betas` and decoupled weight decay `wd`;
   * without gradual unfreezing all groups train in one STLR cycle over all epochs.
 """
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
@@ -35,6 +37,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .atomic import save_torch
+from .config import ClassifierConfig
 from .model import Classifier, classifier_layer_groups
 from .schedule import discriminative_lrs, stage_peak_lrs, stlr, unfreeze_plan
 from .train import (
@@ -58,26 +61,6 @@ class ClassifierBatches(Protocol):
 
     def batches(self, epoch: int) -> Iterable[tuple[Tensor, Tensor, Tensor | None, Tensor]]: ...
     def __len__(self) -> int: ...
-
-
-@dataclass
-class ClassifierTrainConfig:
-    """Classifier training with the full ULMFiT schedule."""
-
-    epochs: int = 4
-    lr: float = 1e-2  # top-group peak lr (paper: 0.01)
-    wd: float = 0.01
-    clip: float = 0.4
-    betas: tuple[float, float] = (0.7, 0.99)
-    cut_frac: float = 0.1
-    ratio: float = 32.0
-    gradual_unfreezing: bool = True
-    lr_decay: float = 2.6  # discriminative fine-tuning factor between layer groups
-    stage_lrs: tuple[float, ...] = ()  # top-group peak lr per unfreezing stage (last one repeats); () = `lr` in all
-    class_weights: bool = False  # inverse-frequency ("balanced") cross-entropy weights
-    checkpoint_minutes: float = 10.0  # 0 = every step
-    bf16: bool = True
-    max_batches_per_epoch: int = 0
 
 
 def _stages(plan: list[int], n_batches: list[int]) -> list[tuple[int, int]]:
@@ -130,13 +113,14 @@ def train_classifier(
     model: Classifier,
     train: ClassifierBatches,
     valid: ClassifierBatches | None,
-    cfg: ClassifierTrainConfig,
+    cfg: ClassifierConfig,
     out_dir: Path,
     *,
     n_classes: int,
     device: str = "cpu",
     seed: int = 0,
     progress: bool = True,
+    bf16: bool = True,
     on_step: StepHook | None = None,
     score: ScoreFn | None = None,
     on_epoch: EpochHook | None = None,
@@ -144,7 +128,9 @@ def train_classifier(
     """Fine-tune a classifier with gradual unfreezing, discriminative lrs and one STLR cycle per stage.
 
     Keeps the epoch with the best valid `score(y, pred)` (the task metric; accuracy when None; the last
-    epoch without `valid`) as model.pt.
+    epoch without `valid`) as model.pt. `cfg` is the recipe's `classifier` section; of it the loop reads
+    the training keys (its batch_size, max_len, drop_mult and subword_sampling are the batches' and the
+    model's). `bf16`: autocast to bfloat16 on CUDA (no effect on CPU).
     Resumes from out_dir/ckpt/last.pt; `on_step` as in `train_lm`. `on_epoch(record)` runs after each
     finished epoch (and its checkpoint) with a copy of the epoch's history record (kind, epoch, step,
     trainable_groups, train_loss, train_accuracy, valid_loss, valid_accuracy, valid_score, lr) plus
@@ -195,7 +181,7 @@ def train_classifier(
             st["step"] += 1
             if x.size(0) > 1:  # BatchNorm needs 2+ rows in training; a lone last row is skipped
                 x, lengths, y = x.to(device), lengths.to(device), y.to(device)
-                with autocast(device, cfg.bf16):
+                with autocast(device, bf16):
                     logits = model(x, lengths).float()
                 loss = F.cross_entropy(logits, y, weight=weight)
                 opt.zero_grad(set_to_none=True)
@@ -223,7 +209,7 @@ def train_classifier(
                 on_step(dict(epoch=epoch, batch=st["batch"], step=st["step"], optimizer=opt, model=model, groups=groups))
         bar.close()
         st["seconds"] += time.perf_counter() - t0
-        valid_loss, valid_acc, valid_score = (_evaluate_classifier(model, valid, device, cfg.bf16, weight, score)
+        valid_loss, valid_acc, valid_score = (_evaluate_classifier(model, valid, device, bf16, weight, score)
                                               if valid is not None else (None, None, None))
         rec = dict(
             kind="epoch", epoch=epoch, step=st["step"], trainable_groups=n_train, train_loss=st["ep_loss"] / max(st["ep_n"], 1),

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ulmfit_multi.corpus.build import SourceSpec, build_corpus, corpus_files, iter_documents
+from ulmfit_multi.config import Source
+from ulmfit_multi.corpus.build import build_corpus, corpus_files, iter_documents
 from ulmfit_multi.errors import DataError
 
 from .test_wiki import REAL_DUMP, page, sample_pages, write_dump
@@ -17,14 +18,15 @@ MR2 = "पुणे हे महाराष्ट्रातील एक म
 EN = "This sentence is clearly written in the English language."
 
 
-def _sources(tmp_path: Path) -> list[SourceSpec]:
+def _sources(tmp_path: Path) -> list[tuple[Source, Path]]:
     wiki = write_dump(tmp_path / "mrwiki.xml.bz2", sample_pages() + [
         page("महाराष्ट्र", f"'''{MR1}'''\n\n{EN}\n\n{MR1}", page_id=7),
     ])
     text_dir = tmp_path / "text"
     text_dir.mkdir(exist_ok=True)
     (text_dir / "a.txt").write_text(f"{MR2}\n\n{MR1}\nलहान ओळ\n", encoding="utf-8")
-    return [SourceSpec(wiki, "mediawiki-xml", "mrwiki"), SourceSpec(text_dir, "text")]
+    return [(Source(name="mrwiki", path="mr/mrwiki.xml.bz2", format="mediawiki-xml"), wiki),
+            (Source(path="mr/text", format="text"), text_dir)]  # no name: the local folder's name
 
 
 def _build(tmp_path: Path, out: str, **kw) -> dict:
@@ -76,7 +78,7 @@ def test_truncated_source(tmp_path):
     pages = [page(f"लेख {i}", MR1.replace("मुंबई", f"मुंबई {i}"), page_id=i + 1) for i in range(5)]
     full = write_dump(tmp_path / "t.xml.bz2", pages, multistream=True)
     full.write_bytes(full.read_bytes()[:-30])
-    spec = [SourceSpec(full, "mediawiki-xml", "cut")]
+    spec = [(Source(name="cut", format="mediawiki-xml"), full)]
     with pytest.raises(DataError, match="truncated"):
         build_corpus(spec, tmp_path / "x", lang="mr", normalizer_lang="mr", progress=False, workers=1)
     s = build_corpus(spec, tmp_path / "y", lang="mr", normalizer_lang="mr", progress=False, workers=1,
@@ -85,17 +87,17 @@ def test_truncated_source(tmp_path):
 
 
 def test_iter_documents_and_bad_format(tmp_path):
-    docs = list(iter_documents(_sources(tmp_path)[0]))
+    docs = list(iter_documents(*_sources(tmp_path)[0]))
     assert [d.title for d in docs] == ["पुणे", "मुंबई", "महाराष्ट्र"]
     assert docs[1].text == "मुंबई ही महाराष्ट्राची राजधानी आहे.\nती एक बेट शहर आहे." and docs[1].source == "mrwiki"
     with pytest.raises(DataError, match="unknown source format 'csv'"):
-        list(iter_documents(SourceSpec(tmp_path, "csv")))
+        list(iter_documents(Source(format="csv"), tmp_path))
 
 
 @pytest.mark.realdata
 @pytest.mark.skipif(not REAL_DUMP.is_file(), reason=f"{REAL_DUMP} absent")
 def test_real_marathi_build(tmp_path):
-    s = build_corpus([SourceSpec(REAL_DUMP, "mediawiki-xml", "mrwiki")], tmp_path, lang="mr",
+    s = build_corpus([(Source(name="mrwiki", format="mediawiki-xml"), REAL_DUMP)], tmp_path, lang="mr",
                      normalizer_lang="mr", progress=False, workers=1)
     assert s["sources"]["mrwiki"]["documents_read"] > 900 and s["documents"] > 500
     assert s["markup_residue"] < 0.01

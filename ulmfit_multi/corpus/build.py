@@ -1,7 +1,7 @@
 """Build a clean text corpus from Wikipedia dumps, WikiExtractor output and plain text.
 
-Usage:
-    stats = build_corpus([SourceSpec(Path("mrwiki.xml.bz2"), "mediawiki-xml", "mrwiki")],
+Usage (each source is a recipe's `config.Source` with the local path it was fetched to):
+    stats = build_corpus([(Source(name="mrwiki", format="mediawiki-xml"), Path("mrwiki.xml.bz2"))],
                          Path("out"), lang="mr", normalizer_lang="mr")
 
 Output: out/corpus-00000.txt, ... (one sentence per line, one empty line between documents; a
@@ -19,13 +19,14 @@ import re
 import time
 from collections import Counter
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Iterator
 
 from tqdm import tqdm
 
 from ..atomic import atomic_write, write_json
+from ..config import Source
 from ..errors import DataError
 from .clean import CleanConfig, Deduper, TextCleaner
 from .sources import Document, iter_text_documents, iter_wikiextractor_documents
@@ -36,42 +37,34 @@ FORMATS = ("mediawiki-xml", "text", "wikiextractor")
 _SHARD_RE = re.compile(r"^corpus-\d{5}\.txt$")
 
 
-@dataclass(frozen=True)
-class SourceSpec:
-    """One corpus source: a local file or folder and its format."""
-
-    path: Path          # local file or folder (already fetched)
-    format: str         # "mediawiki-xml" | "text" | "wikiextractor"
-    name: str = ""
+def _source_name(source: Source, path: Path) -> str:
+    return source.name or Path(path).name
 
 
-def _source_name(spec: SourceSpec) -> str:
-    return spec.name or Path(spec.path).name
-
-
-def _iter_raw(spec: SourceSpec, keep_truncated: bool, stats: dict, workers: int = 1
+def _iter_raw(source: Source, path: Path, keep_truncated: bool, stats: dict, workers: int = 1
               ) -> Iterator[tuple[Document, frozenset[str] | None]]:
     """Documents with, for wiki pages, the namespace names to drop (their text is still wikitext)."""
-    name = _source_name(spec)
-    if spec.format == "mediawiki-xml":
+    name, path = _source_name(source, path), Path(path)
+    if source.format == "mediawiki-xml":
         info = DumpInfo()
-        for page in iter_articles(Path(spec.path), keep_truncated=keep_truncated, stats=stats, info=info,
-                                  workers=workers):
+        for page in iter_articles(path, keep_truncated=keep_truncated, stats=stats, info=info, workers=workers):
             yield Document(page.id, page.title, page.text, name), info.drop_ns
-    elif spec.format == "text":
-        for doc in iter_text_documents(Path(spec.path), name):
+    elif source.format == "text":
+        for doc in iter_text_documents(path, name):
             yield doc, None
-    elif spec.format == "wikiextractor":
-        for doc in iter_wikiextractor_documents(Path(spec.path), name):
+    elif source.format == "wikiextractor":
+        for doc in iter_wikiextractor_documents(path, name):
             yield doc, None
     else:
-        raise DataError(f"{spec.path}: unknown source format {spec.format!r}; expected one of {', '.join(FORMATS)}")
+        raise DataError(f"{path}: unknown source format {source.format!r}; expected one of {', '.join(FORMATS)}")
 
 
-def iter_documents(spec: SourceSpec, keep_truncated: bool = False, stats: dict | None = None) -> Iterator[Document]:
-    """Documents of one source as plain text (wikitext already stripped); skip counts go into `stats`."""
+def iter_documents(source: Source, path: Path, keep_truncated: bool = False, stats: dict | None = None
+                   ) -> Iterator[Document]:
+    """Documents of one source, read from its local `path`, as plain text (wikitext already stripped);
+    skip counts go into `stats`."""
     stats = stats if stats is not None else {}
-    for doc, drop_ns in _iter_raw(spec, keep_truncated, stats):
+    for doc, drop_ns in _iter_raw(source, path, keep_truncated, stats):
         if drop_ns is not None:
             doc = Document(doc.id, doc.title, wikitext_to_text(doc.text, drop_ns), doc.source)
         yield doc
@@ -129,12 +122,14 @@ class _ShardWriter(AbstractContextManager):
         self._close(exc)
 
 
-def build_corpus(sources: list[SourceSpec], out_dir: Path, *, lang: str, normalizer_lang: str | None,
+def build_corpus(sources: list[tuple[Source, Path]], out_dir: Path, *, lang: str, normalizer_lang: str | None,
                  lid: bool = True, lid_threshold: float = 0.5, min_chars: int = 20, dedupe: bool = True,
                  lid_accept: tuple[str, ...] = (),
                  max_docs_per_source: int = 0, keep_truncated: bool = False, shard_lines: int = 200_000,
                  workers: int = 0, progress: bool = True) -> dict:
-    """Build clean text shards in out_dir; returns the statistics dict (also written to out_dir/stats.json)."""
+    """Build clean text shards in out_dir from (source, local path) pairs, in order; returns the statistics
+    dict (also written to out_dir/stats.json). A source's `name` (else its file name) keys its statistics;
+    its `url`, `lang` and `optional` were the fetch stage's business and are not read here."""
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -154,12 +149,12 @@ def build_corpus(sources: list[SourceSpec], out_dir: Path, *, lang: str, normali
     bar = tqdm(desc=f"corpus {lang}", unit="doc", disable=not progress)
     try:
         with _ShardWriter(out_dir, shard_lines) as writer:
-            for spec in sources:
-                name = _source_name(spec)
-                src_stats: dict = {"path": str(spec.path), "format": spec.format, "documents_read": 0,
+            for source, path in sources:
+                name = _source_name(source, path)
+                src_stats: dict = {"path": str(path), "format": source.format, "documents_read": 0,
                                    "documents": 0, "sentences": 0, "characters": 0}
                 per_source[name] = src_stats
-                raw = _iter_raw(spec, keep_truncated, src_stats, workers)
+                raw = _iter_raw(source, path, keep_truncated, src_stats, workers)
                 if max_docs_per_source:
                     raw = _limit(raw, max_docs_per_source)
                 tasks = ((doc.text, drop_ns) for doc, drop_ns in raw)

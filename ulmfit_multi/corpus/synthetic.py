@@ -6,17 +6,19 @@ otherwise each native token is romanized with probability `token_switch_prob` (i
 Then, after each token, with probability `english_mix` an English word or short phrase is inserted,
 taken from `english` lines (1-3 consecutive words) or a built-in list of words common in comments.
 One `random.Random(seed)` drives every choice, so the output is a function of input and config.
-Blank lines (document separators) are kept as they are.
+Blank lines (document separators) are kept as they are. The settings are the recipe's
+`corpus.synthetic` table (`config.SyntheticMix`); its `enabled` is the corpus stage's business.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from ..atomic import atomic_write
+from ..config import SyntheticMix
 from ..errors import DataError, RecipeError
 from .script import LANG_SCRIPTS, script_mix, token_script
 from .translit import SCHEMES, romanize
@@ -30,18 +32,7 @@ ENGLISH_PHRASES: tuple[str, ...] = (
 STATS_LINES = 20_000  # lines sampled for the script-mix statistics
 
 
-@dataclass(frozen=True)
-class SyntheticConfig:
-    """How much and how to romanize and mix."""
-
-    romanized_share: float = 0.5  # share of sentences romanized whole
-    scheme: str = "casual"  # itrans | iso | casual
-    english_mix: float = 0.0  # chance, after each token, to insert an English word or phrase
-    token_switch_prob: float = 0.0  # chance to romanize one token of an otherwise native sentence
-    seed: int = 0
-
-
-def _validate(cfg: SyntheticConfig, lang: str) -> None:
+def _validate(cfg: SyntheticMix, lang: str) -> None:
     for name in ("romanized_share", "english_mix", "token_switch_prob"):
         value = getattr(cfg, name)
         if not 0.0 <= value <= 1.0:
@@ -63,7 +54,7 @@ def _english_piece(rng: random.Random, english: Sequence[str]) -> str:
     return " ".join(words[start:start + size])
 
 
-def _mix_sentence(line: str, lang: str, cfg: SyntheticConfig, rng: random.Random,
+def _mix_sentence(line: str, lang: str, cfg: SyntheticMix, rng: random.Random,
                   english: Sequence[str]) -> tuple[str, bool]:
     """One sentence -> (synthetic sentence, whether it was romanized whole)."""
     native = LANG_SCRIPTS[lang]
@@ -84,7 +75,7 @@ def _mix_sentence(line: str, lang: str, cfg: SyntheticConfig, rng: random.Random
     return " ".join(tokens), whole
 
 
-def synthesize(lines: Iterable[str], lang: str, cfg: SyntheticConfig, english: Sequence[str] = ()) -> Iterator[str]:
+def synthesize(lines: Iterable[str], lang: str, cfg: SyntheticMix, english: Sequence[str] = ()) -> Iterator[str]:
     """Synthetic code-mixed line for each input line (blank lines kept); deterministic for a seed."""
     _validate(cfg, lang)
     rng = random.Random(cfg.seed)
@@ -111,7 +102,7 @@ def _read_lines(files: Iterable[Path]) -> Iterator[str]:
                 yield last.rstrip("\n")
 
 
-def synthesize_files(in_files: list[Path], out_path: Path, lang: str, cfg: SyntheticConfig,
+def synthesize_files(in_files: list[Path], out_path: Path, lang: str, cfg: SyntheticMix,
                      english_files: Sequence[Path] = ()) -> dict:
     """Synthesize a corpus file (one sentence a line, blank line between documents) atomically; return stats."""
     _validate(cfg, lang)

@@ -1,0 +1,67 @@
+"""The LM speed benchmark: `ulmfit_multi.bench` (what `ulmfit-multi bench lm` runs) and the bench/bench_lm.py
+script over it, on tiny shapes in this process. The package never reaches into bench/."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from ulmfit_multi.bench import BUILDERS, bench_lm, build_nn_lstm, format_result
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(vocab=50, emb=8, hidden=12, layers=2, bptt=6, bs=2, steps=2, warmup=1, threads=1, isolate=False,
+            verbose=False)
+
+
+def test_bench_lm_times_ours_and_the_plain_lstm() -> None:
+    out = bench_lm(**TINY)
+    assert set(out["results"]) == {"ulmfit_multi", "nn_lstm"} == set(BUILDERS)
+    for impl, r in out["results"].items():
+        assert r["impl"] == impl and r["tokens_per_second"] > 0 and r["params"] > 0 and r["steps"] == 2
+        assert r["memory_kind"] == "peak RSS"
+        assert impl in format_result(r) and "tok/s" in format_result(r)
+    assert out["config"]["emb"] == 8 and out["config"]["torch"] == torch.__version__
+
+
+def _missing(vocab: int, emb: int, hidden: int, layers: int, weight_p: float) -> tuple[nn.Module, object]:
+    raise ImportError("No module named 'not_installed'")
+
+
+def test_extra_builders_and_unknown_implementations() -> None:
+    out = bench_lm(**TINY, impls=("plain", "optional"), builders={"plain": build_nn_lstm, "optional": _missing})
+    assert out["results"]["plain"]["tokens_per_second"] > 0
+    assert "not_installed" in out["results"]["optional"]["skipped"]
+    assert "skipped" in format_result(out["results"]["optional"])
+    with pytest.raises(ValueError, match="unknown implementation.*fastai"):
+        bench_lm(**TINY, impls=("fastai",))
+
+
+def test_the_script_adds_fastai_as_an_optional_third(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts the checkout on sys.path
+    spec = importlib.util.spec_from_file_location("bench_lm_script", ROOT / "bench" / "bench_lm.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)  # type: ignore[union-attr]
+    out = script.main(["--vocab", "50", "--emb", "8", "--hidden", "12", "--layers", "2", "--bptt", "6", "--bs", "2",
+                       "--steps", "1", "--warmup", "0", "--threads", "1", "--no-isolate",
+                       "--impls", "ulmfit_multi,fastai", "--json", str(tmp_path / "bench.json")])
+    assert set(out["results"]) == {"ulmfit_multi", "fastai"}
+    if importlib.util.find_spec("fastai") is None:
+        assert "skipped" in out["results"]["fastai"]
+    assert (tmp_path / "bench.json").exists()
+
+
+def test_the_package_never_imports_from_bench() -> None:
+    bench_modules = {p.stem for p in (ROOT / "bench").glob("*.py")} | {"bench"}
+    for path in (ROOT / "ulmfit_multi").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "sys.path" not in text, f"{path} changes sys.path"
+        for node in ast.walk(ast.parse(text)):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            assert not {n.split(".")[0] for n in names} & bench_modules, f"{path} imports from bench/"
