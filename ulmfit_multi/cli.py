@@ -119,9 +119,10 @@ def _print_run(result) -> None:
     for st in result.stages:
         typer.echo(f"  {st.name:<12} {st.status:<8} {st.fingerprint[:12]}  {st.seconds:8.1f}s")
     typer.echo(f"run folder: {result.run_dir}")
-    table = result.run_dir / "10-table" / "results.md"
-    if table.exists():
-        typer.echo(table.read_text(encoding="utf-8"))
+    table = next((Path(st.path) for st in result.stages if st.name == "table" and st.status in ("ran", "skipped")),
+                 None)
+    if table is not None and (table / "results.md").exists():
+        typer.echo((table / "results.md").read_text(encoding="utf-8"))
 
 
 def _stage_command(stage_name: str, doc: str):
@@ -235,11 +236,9 @@ def _run_folder_status(path: Path, tasks: list[str]) -> None:
     from .runfolder import RunFolder
 
     run = RunFolder(path)
-    entries = run.run_json().get("stages", [])
-    if not entries:  # a run folder from before run.json kept every stage: its links
+    entries = run.stages()
+    if not run.run_json():
         typer.echo(f"{path}: no run.json; the stage outputs it links to:")
-        entries = [{"name": link.name.split("-", 1)[1], "status": "linked", "path": str(link.resolve())}
-                   for link in sorted(run.path.glob("[0-9][0-9]-*"))]
     for e in entries:
         typer.echo(f"  {e['name']:<12} {e['status']:<8} {e.get('seconds', 0.0):9.1f}s  {e['path']}")
     clf = next((e for e in entries if e["name"] == "classifier"), None)

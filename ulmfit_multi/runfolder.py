@@ -81,6 +81,15 @@ class RunFolder:
         """Code and library versions and hardware the run recorded."""
         return self.run_json().get("environment", {})
 
+    def stages(self) -> list[dict[str, Any]]:
+        """Every stage the run has reached, in order: run.json's entries (name, status, fingerprint, path,
+        seconds), or for a folder written before run.json kept them, the engine's links (status "linked")."""
+        entries = self.run_json().get("stages", [])
+        if entries:
+            return entries
+        return [{"name": link.name.split("-", 1)[1], "status": "linked", "path": str(link.resolve()), "seconds": 0.0}
+                for link in sorted(self.path.iterdir()) if link.is_symlink() and "-" in link.name]
+
     def stage_entry(self, stage: str) -> dict[str, Any] | None:
         """run.json's entry for `stage` (name, status, fingerprint, path, seconds), if the run reached it."""
         return next((s for s in self.run_json().get("stages", []) if s["name"] == stage), None)
