@@ -171,33 +171,14 @@ class TrainRun:
             for rec in history:
                 f.write(json.dumps(rec) + "\n")
 
-    def plot(self, history: list[dict], metric: str | None = None) -> None:
-        """learning_curve.png: train and valid loss by step, and `metric` per epoch on a second axis."""
+    def plot(self, title: str = "") -> None:
+        """learning_curve.png from history.jsonl (`plots.plot_learning_curves`: losses, and the valid task
+        metric when there is one)."""
         if not self.writer:
             return
-        import matplotlib
+        from .plots import plot_learning_curves
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        steps = [r for r in history if r["kind"] == "step"]
-        epochs = [r for r in history if r["kind"] == "epoch"]
-        fig, ax = plt.subplots(figsize=(7, 4))
-        ax.plot([r["step"] for r in steps], [r["train_loss"] for r in steps], label="train loss", lw=1)
-        ev = [r for r in epochs if r.get("valid_loss") is not None]
-        ax.plot([r["step"] for r in ev], [r["valid_loss"] for r in ev], "o-", label="valid loss")
-        ax.set_xlabel("step")
-        ax.set_ylabel("cross-entropy")
-        if metric and any(r.get(metric) is not None for r in epochs):
-            ax2 = ax.twinx()
-            ax2.plot([r["step"] for r in epochs], [r[metric] for r in epochs], "s--", color="tab:green", label=metric)
-            ax2.set_ylabel(metric)
-            ax2.legend(loc="upper center")
-        ax.legend(loc="upper right")
-        fig.tight_layout()
-        with atomic_write(self.out_dir / "learning_curve.png", "wb") as f:
-            fig.savefig(f, format="png", dpi=100)
-        plt.close(fig)
+        plot_learning_curves(self.out_dir / "history.jsonl", self.out_dir / "learning_curve.png", title=title)
 
 
 def ar_tar(out: LMOutput, alpha: float, beta: float) -> Tensor:
@@ -367,7 +348,7 @@ def train_lm(
         st.update(epoch=epoch + 1, batch=0, ep_loss=0.0, ep_tokens=0)
         checkpoint()
         run.write_history(history)
-        run.plot(history)
+        run.plot("language model")
         if on_epoch is not None and run.writer:
             on_epoch({**rec, "epochs_total": cfg.epochs})
 

@@ -149,13 +149,15 @@ def train_classifier(
     opt = adamw(groups, discriminative_lrs(cfg.lr, n_groups, cfg.lr_decay), cfg.betas, cfg.wd)  # set per step below
     weight = _class_weights(train, n_classes).to(device) if cfg.class_weights else None
     st = dict(epoch=0, batch=0, step=0, ep_loss=0.0, ep_n=0, ep_correct=0, win_loss=0.0, win_n=0, seconds=0.0,
-              best_acc=-1.0, best_epoch=-1, train_docs=0)  # fmt: skip
+              best_score=-1.0, best_epoch=-1, train_docs=0)  # fmt: skip
     history: list[dict] = []
     seed_all(seed)
     if (ck := run.load(device)) is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         st, history = ck["state"], ck["history"]
+        if "best_acc" in st:  # checkpoints written before the key said what it holds
+            st["best_score"] = st.pop("best_acc")
         set_rng_state(ck["rng"])
 
     def checkpoint() -> None:
@@ -220,13 +222,13 @@ def train_classifier(
         history.append(rec)
         log.info("classifier epoch %d: %s", epoch, rec)
         kept = valid_score if valid_score is not None else float(epoch)  # without valid: keep the last
-        if kept > st["best_acc"]:
-            st["best_acc"], st["best_epoch"] = kept, epoch
+        if kept > st["best_score"]:
+            st["best_score"], st["best_epoch"] = kept, epoch
             save_torch(model.state_dict(), best_path)
         st.update(epoch=epoch + 1, batch=0, ep_loss=0.0, ep_n=0, ep_correct=0)
         checkpoint()
         run.write_history(history)
-        run.plot(history, "valid_score")
+        run.plot("classifier")
         if on_epoch is not None:
             on_epoch({**rec, "epochs_total": cfg.epochs})
 
