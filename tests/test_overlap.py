@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import numpy as np
 
-from ulmfit_multi.corpus.tasks import all_test_texts
+from ulmfit_multi.config import Task
+from ulmfit_multi.corpus.tasks import Split, TaskData, all_test_texts
 from ulmfit_multi.overlap import format_overlap, split_overlap
 
 
-def _task(**splits: list[str]) -> SimpleNamespace:
-    return SimpleNamespace(splits={role: SimpleNamespace(texts=texts) for role, texts in splits.items()})
+def _task(**splits: list[str]) -> TaskData:
+    return TaskData(Task(name="t", lang="ta"), ["a"], {
+        role: Split(texts, np.zeros(len(texts), dtype=np.int64), None) for role, texts in splits.items()}, {})
 
 
 def test_one_release_test_comments_in_the_next_release_train_split() -> None:

@@ -69,8 +69,9 @@ def build_run_classifier(cfg: Config, vocab_size: int, n_classes: int, *, drop_m
 
 
 def classifier_batches(task_dir: Path, role: str, bs: int, *, shuffle: bool, seed: int, backwards: bool,
-                       max_len: int, sampler: object = None) -> ClassifierBatches:
-    """Batches of one encoded split; `sampler` (a Tokenizer) turns on subword-regularization sampling."""
+                       max_len: int, sampler: object = None, boundary: str = "eos") -> ClassifierBatches:
+    """Batches of one encoded split; `sampler` (a Tokenizer) turns on subword-regularization sampling, each
+    sampled document started by the encode stage's `boundary` as the stored ones are."""
     from .tokens import ClassifierBatches, TokenStore
 
     store = TokenStore.open(task_dir / role)
@@ -79,7 +80,7 @@ def classifier_batches(task_dir: Path, role: str, bs: int, *, shuffle: bool, see
     resample = None
     if sampler is not None:
         texts = read_json(task_dir / role / "texts.json")
-        resample = lambda i: sampler.encode([texts[i]], sample=True)[0] or [sampler.eos_id]  # noqa: E731
+        resample = lambda i: sampler.encode_documents([texts[i]], boundary=boundary, sample=True)[0]  # noqa: E731
     return ClassifierBatches(docs, labels, bs, shuffle=shuffle, seed=seed, max_len=max_len, backwards=backwards,
                              resample=resample)
 
@@ -97,7 +98,7 @@ def classifier_train_valid(cfg: Config, task_dir: Path, encode_dir: Path, *, see
     c = cfg.classifier
     sampler = Tokenizer.load(tokenizer_dir_of(encode_dir)) if c.subword_sampling else None
     train = classifier_batches(task_dir, "train", c.batch_size, shuffle=True, seed=seed, backwards=backwards,
-                               max_len=c.max_len, sampler=sampler)
+                               max_len=c.max_len, sampler=sampler, boundary=cfg.encode.doc_boundary)
     valid = classifier_batches(task_dir, "valid", c.batch_size, shuffle=False, seed=seed, backwards=backwards,
                                max_len=c.max_len) if (task_dir / "valid").exists() else None
     return train, valid

@@ -101,6 +101,9 @@ class CorpusConfig:
     max_docs_per_source: int = 0  # 0 = all
     keep_truncated: bool = False
     task_text: bool = False  # add the tasks' train + unlabeled text (never test) to the LM corpus
+    # "shared": corpus and task text go through the same normalization (corpus/normalize.py); "legacy": task text
+    # gets NFC + social rules only and corpus text no social rules (the behaviour before they were one; ablations)
+    normalization: str = "shared"
     synthetic: SyntheticMix = field(default_factory=SyntheticMix)
 
 
@@ -120,9 +123,12 @@ class TokenizerConfig:
 
 @dataclass
 class EncodeConfig:
-    """Encoding of the LM corpus."""
+    """Encoding of the LM corpus and the task texts."""
 
     valid_frac: float = 0.05
+    # what starts each task document: "eos", the separator the LM saw after every pretraining sentence (so
+    # LM fine-tuning sees separated documents, and a backward document ends on it); "none": nothing (ablations)
+    doc_boundary: str = "eos"
 
 
 @dataclass
@@ -378,6 +384,8 @@ def _check_values(cfg: Config, path: Path) -> None:
     for i, src in enumerate(cfg.corpus.sources):
         one_of(src.format, ("mediawiki-xml", "text", "wikiextractor"), f"corpus.sources[{i}].format")
     one_of(cfg.tokenizer.model_type, ("unigram", "bpe"), "tokenizer.model_type")
+    one_of(cfg.corpus.normalization, ("shared", "legacy"), "corpus.normalization")
+    one_of(cfg.encode.doc_boundary, ("eos", "none"), "encode.doc_boundary")
     for d in cfg.pretrain.directions:
         one_of(d, ("fwd", "bwd"), "pretrain.directions")
     if cfg.pretrain.workers < 1 or cfg.pretrain.batch_size % cfg.pretrain.workers:

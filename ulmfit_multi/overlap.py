@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .corpus.tasks import load_tasks, prepare_text, test_sets
+from .corpus.tasks import load_tasks, test_sets
 from .runfolder import RunFolder
 
 
@@ -26,7 +26,7 @@ def split_overlap(tasks: dict[str, Any]) -> list[dict[str, Any]]:
         for role, split in data.splits.items():
             if role == "test":
                 continue
-            texts = {prepare_text(t) for t in split.texts}
+            texts = set(data.prepared(role))
             for test_name, test in tests.items():
                 if shared := len(texts & test):
                     rows.append(dict(split=f"{name}/{role}", n=len(texts), test=f"{test_name}/test", n_test=len(test),

@@ -27,7 +27,7 @@ import numpy as np
 from .atomic import read_json, write_json
 from .builders import device_for
 from .config import Config, load_recipe
-from .corpus.tasks import load_tasks, prepare_text, write_task_text
+from .corpus.tasks import load_tasks, write_task_text
 from .errors import DataError, FetchError
 from .evaluate import compute_metrics, metric_fn
 from .fetch import fetched_files_exist, locate, locate_source, url_for
@@ -109,7 +109,7 @@ def corpus(ctx: StageContext) -> dict[str, Any]:
             specs, ctx.out / code, lang=lang.lid_code, normalizer_lang=lang.normalizer or None, lid=c.lid,
             lid_threshold=c.lid_threshold, lid_accept=tuple(lang.lid_accept), min_chars=c.min_chars, dedupe=c.dedupe,
             max_docs_per_source=c.max_docs_per_source, keep_truncated=c.keep_truncated,
-            workers=cfg.runtime.workers, progress=ctx.progress)
+            social=c.normalization == "shared", workers=cfg.runtime.workers, progress=ctx.progress)
     if c.synthetic.enabled:
         from .corpus.synthetic import synthesize_files
 
@@ -159,8 +159,8 @@ def encode(ctx: StageContext) -> dict[str, Any]:
     for name, data in tasks.items():
         tdir = ctx.out / "tasks" / name
         for role, split in data.splits.items():
-            texts = [prepare_text(t) for t in split.texts]
-            docs = [d if d else [tok.eos_id] for d in tok.encode(texts)]
+            texts = data.prepared(role)
+            docs = tok.encode_documents(texts, boundary=ctx.cfg.encode.doc_boundary)
             write_token_store(docs, tdir / role, vocab_size=tok.vocab_size, meta={"tokenizer_sha256": tok.checksum})
             write_json(tdir / role / "texts.json", texts)  # for subword-regularization sampling
             np.save(tdir / role / "labels.npy", np.asarray(split.labels, dtype=np.int64))
@@ -168,6 +168,8 @@ def encode(ctx: StageContext) -> dict[str, Any]:
             "classes": list(data.classes), "unavailable": data.unavailable, "metric": data.spec.metric,
             "splits": {r: {"n": len(s.texts), "skipped": s.skipped, "path": str(s.path)} for r, s in data.splits.items()},
             "note": data.spec.note,
+            # how the texts were made into ids, for prediction (runs from before these keys: "legacy", "none")
+            "lang": data.spec.lang, "normalization": data.normalization, "doc_boundary": ctx.cfg.encode.doc_boundary,
         })
         summary[name] = {r: len(s.texts) for r, s in data.splits.items()}
     return summary
@@ -269,9 +271,8 @@ def baselines(ctx: StageContext) -> dict[str, Any]:
             continue
         train, test = data.splits["train"], data.splits["test"]
         valid = data.splits.get("valid")
-        train_texts = [prepare_text(t) for t in train.texts]
-        test_texts = [prepare_text(t) for t in test.texts]
-        valid_texts = [prepare_text(t) for t in valid.texts] if valid is not None else []
+        train_texts, test_texts = data.prepared("train"), data.prepared("test")
+        valid_texts = data.prepared("valid") if valid is not None else []
         for system in cfg.evaluate.baselines:
             fn = BASELINES[system]
             seeds = [0] if system == "majority" else cfg.evaluate.seeds
@@ -387,9 +388,12 @@ def table(ctx: StageContext) -> dict[str, Any]:
 STAGES: list[Stage] = [
     Stage("fetch", fetch, reads=("data", "corpus.sources", "tasks"), still_valid=fetched_files_exist),
     Stage("corpus", corpus, reads=("langs", "corpus", "data.max_task_rows"), after=("fetch",), version=2),
-    Stage("tokenizer", tokenizer, reads=("tokenizer", "data.max_task_rows"), after=("fetch", "corpus")),
-    Stage("encode", encode, reads=("encode", "data.max_task_rows", "tasks"), after=("fetch", "corpus", "tokenizer")),
-    Stage("baselines", baselines, reads=("evaluate.seeds", "evaluate.baselines", "tasks", "data.max_task_rows"),
+    Stage("tokenizer", tokenizer, reads=("tokenizer", "data.max_task_rows", "corpus.normalization"),
+          after=("fetch", "corpus")),
+    Stage("encode", encode, reads=("encode", "data.max_task_rows", "tasks", "corpus.normalization"),
+          after=("fetch", "corpus", "tokenizer")),
+    Stage("baselines", baselines, reads=("evaluate.seeds", "evaluate.baselines", "tasks", "data.max_task_rows",
+                                         "corpus.normalization"),
           after=("fetch",), version=3),
     Stage("pretrain", pretrain, reads=("model", "pretrain", "encode"), after=("encode",)),
     Stage("finetune_lm", finetune_lm, reads=("model", "finetune_lm", "pretrain.directions"),

@@ -19,13 +19,17 @@ from .errors import StageError
 
 @dataclass
 class Predictor:
-    """A tokenizer plus one classifier per direction, and the class names."""
+    """A tokenizer plus one classifier per direction, the class names, and how the run's encode stage made
+    texts into ids (language, normalization, document boundary), so new texts get exactly the same."""
 
     tokenizer: Any
     models: dict[str, Any]
     classes: list[str]
     max_len: int
     device: str = "cpu"
+    lang: str = ""
+    normalization: str = "shared"
+    doc_boundary: str = "eos"
 
     @classmethod
     def from_run(cls, run_dir: str | Path, *, task: str | None = None, seed: int = 0,
@@ -45,25 +49,33 @@ class Predictor:
         tdir = run.stage_dir("encode") / "tasks" / task
         if not tdir.exists():
             raise StageError(f"{run.path}: no task '{task}'; tasks are {[t.name for t in cfg.tasks]}")
-        classes = read_json(tdir / "task.json")["classes"]
+        meta = read_json(tdir / "task.json")
         tok = Tokenizer.load(run.stage_dir("tokenizer"))
         models = {}
         for direction in cfg.pretrain.directions:
             weights = run.stage_dir("classifier") / task / direction / f"seed{seed}" / "model.pt"
             if not weights.exists():
                 raise StageError(f"{weights}: no trained classifier (run the classifier stage)")
-            model = build_run_classifier(cfg, tok.vocab_size, len(classes))
+            model = build_run_classifier(cfg, tok.vocab_size, len(meta["classes"]))
             model.load_state_dict(torch.load(weights, map_location="cpu"))
             models[direction] = model.to(device).eval()
-        return cls(tok, models, classes, cfg.classifier.max_len, device)
+        task_lang = next(t.lang for t in cfg.tasks if t.name == task)
+        return cls(tok, models, meta["classes"], cfg.classifier.max_len, device, lang=meta.get("lang", task_lang),
+                   normalization=meta.get("normalization", "legacy"), doc_boundary=meta.get("doc_boundary", "none"))
+
+    def documents(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of texts, prepared and encoded as the run's encode stage did its task splits."""
+        from .corpus.tasks import prepare_text
+
+        prepared = [prepare_text(t, self.lang, self.normalization) for t in texts]
+        return self.tokenizer.encode_documents(prepared, boundary=self.doc_boundary)
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Ensembled class probabilities, shape (len(texts), n_classes)."""
-        from .pipeline import prepare_text
         from .tokens import ClassifierBatches
         from .train_classifier import predict_proba
 
-        docs = [d or [self.tokenizer.eos_id] for d in self.tokenizer.encode([prepare_text(t) for t in texts])]
+        docs = self.documents(texts)
         probas = []
         for direction, model in self.models.items():
             batches = ClassifierBatches(docs, None, 64, shuffle=False, max_len=self.max_len,

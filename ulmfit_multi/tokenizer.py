@@ -218,6 +218,21 @@ class Tokenizer:
                     for t in texts]
         return self.sp.encode(list(texts), out_type=int)
 
+    def encode_documents(self, texts: list[str], *, boundary: str = "eos", sample: bool = False) -> list[list[int]]:
+        """Token ids of task documents (already prepared text), each started by the document boundary.
+
+        boundary "eos": the EOS id first, the separator the pretraining corpus has after every sentence, so
+        documents concatenated for LM fine-tuning stay apart and a reversed (backward) document ends on it;
+        "none": no boundary, an empty document then becomes [EOS] (a classifier needs one token).
+        The encode stage and `Predictor` both call this: training and prediction see the same ids.
+        """
+        docs = self.encode(texts, sample=sample)
+        if boundary == "eos":
+            return [[self.eos_id, *d] for d in docs]
+        if boundary == "none":
+            return [d if d else [self.eos_id] for d in docs]
+        raise ValueError(f"unknown document boundary {boundary!r}; expected 'eos' or 'none'")
+
     def decode(self, ids: Sequence[int]) -> str:
         """Text for ids; control ids (pad, bos, eos) decode to nothing."""
         return self.sp.decode([int(i) for i in ids])

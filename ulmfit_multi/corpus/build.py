@@ -126,7 +126,7 @@ def build_corpus(sources: list[tuple[Source, Path]], out_dir: Path, *, lang: str
                  lid: bool = True, lid_threshold: float = 0.5, min_chars: int = 20, dedupe: bool = True,
                  lid_accept: tuple[str, ...] = (),
                  max_docs_per_source: int = 0, keep_truncated: bool = False, shard_lines: int = 200_000,
-                 workers: int = 0, progress: bool = True) -> dict:
+                 social: bool = False, workers: int = 0, progress: bool = True) -> dict:
     """Build clean text shards in out_dir from (source, local path) pairs, in order; returns the statistics
     dict (also written to out_dir/stats.json). A source's `name` (else its file name) keys its statistics;
     its `url`, `lang` and `optional` were the fetch stage's business and are not read here."""
@@ -137,7 +137,7 @@ def build_corpus(sources: list[tuple[Source, Path]], out_dir: Path, *, lang: str
         if _SHARD_RE.match(stale.name):
             stale.unlink()
     workers = workers or os.cpu_count() or 1
-    config = CleanConfig(lang, normalizer_lang, lid, lid_threshold, min_chars, tuple(lid_accept))
+    config = CleanConfig(lang, normalizer_lang, lid, lid_threshold, min_chars, tuple(lid_accept), social)
     dropped: Counter = Counter()
     per_source: dict[str, dict] = {}
     deduper = Deduper()

@@ -4,8 +4,10 @@ Unicode normalization is NFC, not NFKC: NFKC rewrites meaningful compatibility c
 ('²' -> '2', '½' -> '1⁄2', ligatures), while script-specific canonicalization of Indic text
 (nukta forms, vowel signs, danda variants) is the indic-nlp normalizer's job.
 
-Order per document: NFC -> indic-nlp normalizer -> whitespace -> sentence split -> min_chars
--> language ID. Deduplication needs state across documents, so `Deduper` is applied by the
+Order per document: NFC -> indic-nlp normalizer -> whitespace (`normalize.basic_normalize`) -> sentence
+split -> min_chars -> language ID -> the social-media rules per kept sentence (`normalize.social_normalize`,
+with `social`): the same steps as task text (`normalize.normalize_text`), so a word is written the same way
+in the LM corpus and in the tasks. Deduplication needs state across documents, so `Deduper` is applied by the
 caller (one process, in document order, so the result does not depend on worker count).
 """
 
@@ -13,15 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 from .lid import LanguageIdentifier
+from .normalize import basic_normalize, social_normalize
 
-_SPACE_RE = re.compile(r"[^\S\n]+")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b\ufeff]")
 # a simple splitter for languages indic-nlp does not cover: end punctuation followed by space + capital/digit
 _SIMPLE_SPLIT_RE = re.compile(r"(?<=[.!?।॥])\s+(?=[\"'“‘(\[]?[^\W_a-z])")
 _INDIC_SENTENCE_LANGS = {"hi", "mr", "sa", "ne", "kok", "bn", "as", "or", "pa", "gu", "ta", "te", "kn", "ml",
@@ -38,6 +37,7 @@ class CleanConfig:
     lid_threshold: float = 0.5
     min_chars: int = 20
     lid_accept: tuple[str, ...] = ()  # other lid.176 labels taken as this language (e.g. 'hi' for short Marathi)
+    social: bool = False  # the social-media rules on each kept sentence (as task text gets them)
 
 
 class TextCleaner:
@@ -45,17 +45,12 @@ class TextCleaner:
 
     def __init__(self, config: CleanConfig) -> None:
         self.config = config
-        self._normalizer = _indic_normalizer(config.normalizer_lang) if config.normalizer_lang else None
         self._split = _sentence_splitter(config.lang)
         self._lid = LanguageIdentifier() if config.lid else None
 
     def normalize(self, text: str) -> str:
         """NFC, then the indic-nlp normalizer (if configured), then whitespace."""
-        text = unicodedata.normalize("NFC", text)
-        if self._normalizer is not None:
-            text = "\n".join(self._normalizer.normalize(line) for line in text.split("\n"))
-        text = _CONTROL_RE.sub("", text)
-        return _SPACE_RE.sub(" ", text)
+        return basic_normalize(text, self.config.normalizer_lang)
 
     def split_sentences(self, text: str) -> list[str]:
         """Sentences of each paragraph (line) of `text`, stripped, empty ones removed."""
@@ -82,6 +77,8 @@ class TextCleaner:
                     dropped["lid"] += 1
                     dropped[f"lid:{lang}"] += 1
             kept = ok
+        if self.config.social:
+            kept = [t for t in map(social_normalize, kept) if t]
         return kept
 
 
@@ -98,12 +95,6 @@ class Deduper:
             return False
         self._seen.add(key)
         return True
-
-
-def _indic_normalizer(lang: str) -> Any:
-    from indicnlp.normalize.indic_normalize import IndicNormalizerFactory
-
-    return IndicNormalizerFactory().get_normalizer(lang)
 
 
 def _sentence_splitter(lang: str):

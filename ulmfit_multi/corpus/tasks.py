@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import re
 import sys
@@ -28,6 +29,7 @@ import numpy as np
 from ..atomic import atomic_write
 from ..config import Config, Task
 from ..errors import DataError, RecipeError
+from .normalize import normalize_text, social_normalize
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 _LABEL_SEP_RE = re.compile(r"(?<=\w)[\s_\-]+(?=\w)")  # only between word characters: "-1" stays "-1"
@@ -46,12 +48,22 @@ class Split:
 
 @dataclass
 class TaskData:
-    """A loaded task: class names, splits, and the splits that are unavailable (with reasons)."""
+    """A loaded task: class names, splits, the splits that are unavailable (with reasons), and how its texts
+    are normalized before the tokenizer (`prepare`)."""
 
     spec: Task
     classes: list[str]
     splits: dict[str, Split]
     unavailable: dict[str, str]
+    normalization: str = "shared"
+
+    def prepare(self, text: str) -> str:
+        """`prepare_text` of one of this task's texts."""
+        return prepare_text(text, self.spec.lang, self.normalization)
+
+    def prepared(self, role: str) -> list[str]:
+        """Every text of a split, prepared."""
+        return [self.prepare(t) for t in self.splits[role].texts]
 
 
 def normalize_label(raw: str) -> str:
@@ -164,11 +176,23 @@ def load_task(spec: Task, resolve: Callable[[str], Path | None]) -> TaskData:
 # ------------------------------------------------------------------ a recipe's tasks
 
 
-def prepare_text(text: str) -> str:
-    """Normalization applied to every task text, at training and at prediction time."""
-    from .social import normalize_social
+def prepare_text(text: str, lang: str, normalization: str = "shared") -> str:
+    """The normalization every task text gets before the tokenizer, in training and in prediction alike.
 
-    return normalize_social(unicodedata.normalize("NFC", text)).strip()
+    "shared": `corpus.normalize.normalize_text` with the language's indic-nlp normalizer, the same steps the
+    corpus text goes through; "legacy": Unicode NFC and the social-media rules only (what task text got before
+    the two were made one; kept for ablations).
+    """
+    if normalization == "legacy":
+        return social_normalize(unicodedata.normalize("NFC", text))
+    return normalize_text(text, _normalizer_lang(lang))
+
+
+@functools.lru_cache(maxsize=None)
+def _normalizer_lang(lang: str) -> str | None:
+    from ..langs import load_lang
+
+    return load_lang(lang).normalizer or None
 
 
 def load_tasks(cfg: Config, fetched: dict[str, dict]) -> dict[str, TaskData]:
@@ -181,6 +205,7 @@ def load_tasks(cfg: Config, fetched: dict[str, dict]) -> dict[str, TaskData]:
     out = {}
     for task in cfg.tasks:
         data = load_task(task, resolve)
+        data.normalization = cfg.corpus.normalization
         if cfg.data.max_task_rows:
             for split in data.splits.values():
                 subsample(split, cfg.data.max_task_rows)
@@ -198,13 +223,12 @@ def subsample(split: Split, n: int) -> None:
 
 
 def test_sets(tasks: dict[str, TaskData]) -> dict[str, set[str]]:
-    """Each task's test texts, normalized by `prepare_text`."""
-    return {name: {prepare_text(t) for t in data.splits["test"].texts} for name, data in tasks.items()
-            if "test" in data.splits}  # fmt: skip
+    """Each task's test texts, prepared (`TaskData.prepare`)."""
+    return {name: set(data.prepared("test")) for name, data in tasks.items() if "test" in data.splits}
 
 
 def all_test_texts(tasks: dict[str, TaskData]) -> set[str]:
-    """Every test text of every task, normalized by `prepare_text`."""
+    """Every test text of every task, prepared (`TaskData.prepare`)."""
     return set().union(*test_sets(tasks).values())
 
 
@@ -221,8 +245,7 @@ def write_task_text(tasks: dict[str, TaskData], roles: tuple[str, ...], path: Pa
         for data in tasks.values():
             for role in roles:
                 if role in data.splits:
-                    for text in data.splits[role].texts:
-                        text = prepare_text(text)
+                    for text in data.prepared(role):
                         if text in test:
                             dropped += 1
                         elif text:
