@@ -383,3 +383,29 @@ def test_ulmfit_keys_at_their_defaults_leave_fingerprints_unchanged(tmp_path):
     assert [s for s in base if changed[s] != base[s]] == ["pretrain", "finetune_lm", "classifier", "evaluate", "table"]
     changed = compute_fingerprints(STAGES, load_recipe(path, "smoke", ["corpus.synthetic.seed=1"]))
     assert changed["corpus"] != base["corpus"] and changed["fetch"] == base["fetch"]
+
+
+def test_fidelity_options_are_recipe_keys_and_validated() -> None:
+    from ulmfit_multi.config import load_recipe
+
+    cfg = load_recipe("mr", "smoke")
+    assert (cfg.corpus.normalization, cfg.encode.doc_boundary, cfg.finetune_lm.shuffle_docs) == ("shared", "eos", False)
+    cfg = load_recipe("mr", "smoke", ['corpus.normalization="legacy"', 'encode.doc_boundary="none"',
+                                      "finetune_lm.shuffle_docs=true"])
+    assert (cfg.corpus.normalization, cfg.encode.doc_boundary, cfg.finetune_lm.shuffle_docs) == ("legacy", "none", True)
+    with pytest.raises(RecipeError, match="corpus.normalization"):
+        load_recipe("mr", "smoke", ['corpus.normalization="nfkc"'])
+    with pytest.raises(RecipeError, match="encode.doc_boundary"):
+        load_recipe("mr", "smoke", ['encode.doc_boundary="bos"'])
+
+
+def test_shuffle_docs_needs_the_offsets(tmp_path) -> None:
+    import numpy as np
+
+    from ulmfit_multi.config import load_recipe
+    from ulmfit_multi.jobs import finetune_direction
+
+    cfg = load_recipe("mr", "smoke", ["finetune_lm.shuffle_docs=true"])
+    with pytest.raises(ValueError, match="offsets"):
+        finetune_direction(cfg, np.arange(5000) % 50, 50, tmp_path / "none.pt", "fwd", tmp_path, device="cpu",
+                           progress=False)

@@ -235,3 +235,28 @@ def test_classifier_errors() -> None:
     with pytest.raises(DataError, match="labels"):
         ClassifierBatches([[5], [6]], [0], 2)
     assert list(ClassifierBatches([], None, 4).batches(0)) == []
+
+
+def test_lm_stream_shuffles_documents_per_epoch_and_keeps_every_token() -> None:
+    docs = [np.arange(100 * d, 100 * d + 7 + d) for d in range(30)]  # documents of distinct token ranges
+    tokens = np.concatenate(docs)
+    offsets = np.cumsum([0] + [len(d) for d in docs])
+    stream = LMStream(tokens, 4, 8, seed=3, doc_offsets=offsets)
+    e0, e1 = stream.epoch_tokens(0), stream.epoch_tokens(1)
+    assert sorted(e0.tolist()) == sorted(tokens.tolist()) == sorted(e1.tolist())
+    assert not np.array_equal(e0, tokens) and not np.array_equal(e0, e1)
+    assert np.array_equal(e0, LMStream(tokens, 4, 8, seed=3, doc_offsets=offsets).epoch_tokens(0))  # seeded
+    # documents stay whole: each starts where one of the originals starts
+    starts = {int(d[0]) for d in docs}
+    pos, seen = 0, []
+    while pos < len(e0):
+        d = int(e0[pos]) // 100
+        assert int(e0[pos]) in starts and np.array_equal(e0[pos:pos + len(docs[d])], docs[d])
+        seen.append(d)
+        pos += len(docs[d])
+    assert sorted(seen) == list(range(30))
+    x, y = next(iter(stream.batches(0)))
+    assert x.shape[0] == 4 and np.array_equal(x[:, 1:].numpy(), y[:, :-1].numpy())
+    with pytest.raises(ValueError, match="document offsets"):
+        LMStream(tokens, 4, 8, doc_offsets=offsets[:-1])
+    assert np.array_equal(LMStream(tokens, 4, 8).epoch_tokens(5), tokens)  # without offsets: the stream as is

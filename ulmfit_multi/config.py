@@ -201,6 +201,7 @@ class FinetuneLMConfig(LMSection):
     lr: float = 4e-3
     keep_best: bool = True  # keep the epoch of lowest valid perplexity on the task text, not the last
     discriminative: bool = added_later(True)  # ULMFiT's discriminative fine-tuning
+    shuffle_docs: bool = added_later(False)  # a new order of the task documents every epoch (fastai's LM loader)
 
 
 @dataclass

@@ -42,9 +42,11 @@ def pretrain_direction(cfg: Config, encode_dir: str | Path, direction: str, out:
 
 
 def finetune_direction(cfg: Config, tokens: np.ndarray, vocab_size: int, pretrained: Path, direction: str,
-                       out: Path, *, device: str, progress: bool, on_epoch: EpochHook | None = None
-                       ) -> dict[str, Any]:
-    """Fine-tune the pretrained LM of one direction on a task's token stream (its last tenth is the valid part)."""
+                       out: Path, *, device: str, progress: bool, on_epoch: EpochHook | None = None,
+                       doc_offsets: np.ndarray | None = None) -> dict[str, Any]:
+    """Fine-tune the pretrained LM of one direction on a task's token stream (its last tenth is the valid part).
+
+    `doc_offsets` (document boundaries in `tokens`) are needed for `finetune_lm.shuffle_docs`."""
     import torch
 
     from .tokens import LMStream
@@ -52,10 +54,17 @@ def finetune_direction(cfg: Config, tokens: np.ndarray, vocab_size: int, pretrai
 
     f = cfg.finetune_lm
     n_valid = max(len(tokens) // 10, 1)
+    train_docs = None
+    if f.shuffle_docs:
+        if doc_offsets is None:
+            raise ValueError("finetune_lm.shuffle_docs needs the documents' offsets")
+        n_train = len(tokens) - n_valid
+        train_docs = np.unique(np.append(doc_offsets[doc_offsets < n_train], n_train))
     torch.manual_seed(0)
     model = build_lm(cfg, vocab_size, pretrained)
     backwards = direction == "bwd"
-    train = LMStream(tokens[:-n_valid], f.batch_size, cfg.model.bptt, backwards=backwards, seed=0)
+    train = LMStream(tokens[:-n_valid], f.batch_size, cfg.model.bptt, backwards=backwards, seed=0,
+                     doc_offsets=train_docs)
     valid = LMStream(tokens[-n_valid:], min(f.batch_size, 8), cfg.model.bptt, backwards=backwards, seed=0,
                      vary_bptt=False, shuffle_offset=False) if n_valid > 8 * 16 else None
     return train_lm(model, train, valid, f, out, device=device, seed=0, progress=progress, on_epoch=on_epoch)

@@ -219,13 +219,16 @@ def finetune_lm(ctx: StageContext) -> dict[str, Any]:
                   if (tdir / role).exists()}
         check_same_tokenizer(lm_meta, stores["train"].meta, tdir / "train")
         tokens = np.concatenate([np.asarray(s.tokens) for s in stores.values()])
+        starts = np.cumsum([0] + [len(s.tokens) for s in stores.values()])
+        offsets = np.unique(np.concatenate([s.offsets + start for s, start in zip(stores.values(), starts)]))
         for direction in cfg.pretrain.directions:
             out = ctx.out / name / direction
             if not (out / "done.json").exists():
                 result = finetune_direction(cfg, tokens, int(stores["train"].meta["vocab_size"]),
                                             ctx.input("pretrain") / direction / "model.pt", direction, out,
                                             device=device_for(cfg), progress=ctx.progress,
-                                            on_epoch=_epoch_events(ctx, task=name, direction=direction))
+                                            on_epoch=_epoch_events(ctx, task=name, direction=direction),
+                                            doc_offsets=offsets)
                 write_json(out / "done.json", result)
             summary[f"{name}/{direction}"] = read_json(out / "done.json")
     return summary

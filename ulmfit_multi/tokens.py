@@ -106,9 +106,11 @@ class LMStream:
 
     def __init__(self, tokens: np.ndarray, batch_size: int, bptt: int, *, backwards: bool = False,
                  seed: int = 0, vary_bptt: bool = True, shuffle_offset: bool = True, rank: int = 0,
-                 world_size: int = 1):
+                 world_size: int = 1, doc_offsets: np.ndarray | None = None):
         """batch_size is the global batch; with world_size > 1 this stream yields only rows rank,
-        rank + world_size, ... of it (data-parallel training: every rank sees the same windows)."""
+        rank + world_size, ... of it (data-parallel training: every rank sees the same windows).
+        `doc_offsets` (n_docs + 1 boundaries into `tokens`): the documents are put in a new seeded order every
+        epoch (fastai's LM loader shuffles documents; without it the stream is only rotated)."""
         if world_size < 1 or not 0 <= rank < world_size or batch_size % world_size:
             raise ValueError(f"LM stream: batch size {batch_size} cannot be split over {world_size} workers "
                              f"(rank {rank})")
@@ -123,6 +125,21 @@ class LMStream:
         self.backwards, self.seed, self.vary_bptt, self.shuffle_offset = backwards, seed, vary_bptt, shuffle_offset
         self.rows = np.arange(rank, batch_size, world_size)
         self._cached: tuple[int, np.ndarray] | None = None
+        if doc_offsets is not None and (doc_offsets[0] != 0 or doc_offsets[-1] != self.n_tokens):
+            raise ValueError(f"LM stream: document offsets span {doc_offsets[0]}..{doc_offsets[-1]}, "
+                             f"not the {self.n_tokens} tokens")
+        self.doc_offsets = doc_offsets
+        self._shuffled: tuple[int, np.ndarray] | None = None
+
+    def epoch_tokens(self, epoch: int) -> np.ndarray:
+        """The token stream of an epoch: the documents in a seeded order when `doc_offsets` was given."""
+        if self.doc_offsets is None:
+            return self.tokens
+        if self._shuffled is None or self._shuffled[0] != epoch:
+            order = np.random.default_rng([self.seed, epoch, 2]).permutation(len(self.doc_offsets) - 1)
+            starts, ends = self.doc_offsets[:-1][order], self.doc_offsets[1:][order]
+            self._shuffled = (epoch, np.concatenate([np.asarray(self.tokens[a:b]) for a, b in zip(starts, ends)]))
+        return self._shuffled[1]
 
     def offset(self, epoch: int) -> int:
         """Rotation of the stream for an epoch (0 without `shuffle_offset`)."""
@@ -161,21 +178,22 @@ class LMStream:
         """Number of batches in an epoch (deterministic for the seed)."""
         return len(self.seq_lens(epoch))
 
-    def _window(self, offset: int, pos: int, length: int) -> np.ndarray:
+    def _window(self, tokens: np.ndarray, offset: int, pos: int, length: int) -> np.ndarray:
         """(rows, length) block of the rotated (and possibly reversed) stream at row position pos."""
         idx = self.rows[:, None] * self.row_len + pos + np.arange(length)[None, :]
         idx = (idx + offset) % self.n_tokens
         if self.backwards:
             idx = self.n_tokens - 1 - idx
-        return np.asarray(self.tokens[idx], dtype=np.int64)
+        return np.asarray(tokens[idx], dtype=np.int64)
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(x, y) LongTensors of shape (batch_size, seq_len), y = x shifted by one; skips `start` batches."""
         lens = self.seq_lens(epoch)
         offset = self.offset(epoch)
+        tokens = self.epoch_tokens(epoch)
         pos = int(lens[:start].sum())
         for n in lens[start:].tolist():
-            block = torch.from_numpy(self._window(offset, pos, n + 1))  # (bs, n+1)
+            block = torch.from_numpy(self._window(tokens, offset, pos, n + 1))  # (bs, n+1)
             pos += n
             yield block[:, :-1].contiguous(), block[:, 1:].contiguous()
 
