@@ -18,7 +18,7 @@ from ulmfit_multi.stages import RunResult, StageResult
 
 STAGE_COMMANDS = ["fetch", "corpus", "tokenizer", "encode", "baselines", "pretrain", "finetune-lm", "classifier",
                   "evaluate", "table"]
-OTHER_COMMANDS = ["recipe", "langs", "recipes", "status", "predict", "compare", "trial", "bench"]
+OTHER_COMMANDS = ["recipe", "langs", "recipes", "status", "check", "predict", "compare", "trial", "bench"]
 
 runner = CliRunner()
 
@@ -336,3 +336,25 @@ def test_bench_lm_runs_the_package_benchmark():
                                       "steps": 5, "device": "cpu", "warmup": 3, "threads": 2, "impls": ("nn_lstm",)}
     bad = invoke("bench", "lm", "--impls", "fastai")
     assert bad.exit_code == 2 and "unknown implementation" in bad.output
+
+
+def test_a_run_without_a_table_ends_with_its_notes(tmp_path, no_mirror_env):
+    store = tmp_path / "store"
+    fetch = _entry("fetch", "ran", store / "fetch" / "f1")
+    (store / "fetch" / "f1" / "fetched.json").write_text(json.dumps(
+        {"mr/x/test.csv": {"path": None, "role": "x:test"}}), encoding="utf-8")
+    run = _run_folder(tmp_path / "runs" / "mr-smoke", [fetch])
+    result_obj = RunResult(run, [StageResult("fetch", "ran", "ab" * 32, store / "fetch" / "f1")])
+    with mock.patch("ulmfit_multi.pipeline.run_recipe", return_value=result_obj):
+        result = invoke("recipe", "mr", "--until", "fetch")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "note: x: test split not available (mr/x/test.csv)"
+
+
+def test_status_of_a_recipe_takes_the_mirror_whose_files_it_fingerprints(tmp_path, no_mirror_env):
+    with mock.patch("ulmfit_multi.inputs.InputFiles.identities", return_value={}) as ids:
+        result = invoke("status", "mr", "--mirror", str(tmp_path / "m"), "--work-dir", str(tmp_path / "w"))
+    assert result.exit_code == 0, result.output
+    ids.assert_called_once()
+    rows = [line.split() for line in result.output.splitlines() if line.startswith("  ")]
+    assert [r[0] for r in rows] == STAGE_NAMES and {r[1] for r in rows} == {"missing"}

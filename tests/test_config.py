@@ -409,3 +409,11 @@ def test_shuffle_docs_needs_the_offsets(tmp_path) -> None:
     with pytest.raises(ValueError, match="offsets"):
         finetune_direction(cfg, np.arange(5000) % 50, 50, tmp_path / "none.pt", "fwd", tmp_path, device="cpu",
                            progress=False)
+
+
+@pytest.mark.parametrize("item", ["classifier.alpha=-1", "pretrain.beta=-0.5"])
+def test_ar_tar_weights_must_not_be_negative(item) -> None:
+    from ulmfit_multi.config import load_recipe
+
+    with pytest.raises(RecipeError, match=item.split("=")[0]):
+        load_recipe("mr", "smoke", [item])

@@ -248,3 +248,27 @@ def test_url_for_uses_the_longest_matching_prefix():
     assert url_for("ta/fire/tamil train.tsv", remotes) == "https://example.org/fire/tamil%20train.tsv"
     assert url_for("hi/x.csv", remotes) == ""
     assert url_for("mr/x.csv", []) == ""
+
+
+def test_a_fetch_with_a_failed_download_is_tried_again(tmp_path):
+    import json
+
+    from ulmfit_multi.fetch import fetch_still_valid
+
+    (tmp_path / "a.csv").write_text("x", encoding="utf-8")
+    fetched = {"a.csv": {"path": str(tmp_path / "a.csv")}, "b.csv": {"path": None, "reason": "no URL"}}
+    (tmp_path / "fetched.json").write_text(json.dumps(fetched), encoding="utf-8")
+    assert fetch_still_valid(tmp_path)  # nothing to download: a missing file stays missing until it appears
+    fetched["c.csv"] = {"path": None, "url": "https://example.org/c.csv"}
+    (tmp_path / "fetched.json").write_text(json.dumps(fetched), encoding="utf-8")
+    assert not fetch_still_valid(tmp_path)
+
+
+def test_locate_checks_a_copy_with_the_given_hash_function(tmp_path):
+    mirror = tmp_path / "m"
+    (mirror / "x").mkdir(parents=True)
+    (mirror / "x" / "f.txt").write_text("data", encoding="utf-8")
+    seen = []
+    assert locate("x/f.txt", data_dir=tmp_path / "d", mirror=mirror, sha256="ab" * 32,
+                  sha256_of=lambda p: seen.append(p) or "ab" * 32) == mirror / "x" / "f.txt"
+    assert seen == [mirror / "x" / "f.txt"]

@@ -78,3 +78,38 @@ def test_recipe_checksums_match_the_mirror(path, mirror_dir):
             checked += 1
     if not checked:
         pytest.skip(f"no file of {path.name} in the mirror")
+
+
+def _with_typo(path, tmp_path):
+    """A copy of a shipped recipe whose [pretrain] table says epochs = "three" (each preset sets its own)."""
+    from ulmfit_multi.schema import to_toml
+
+    with open(path, "rb") as f:
+        raw = tomllib.load(f)
+    raw.setdefault("pretrain", {})["epochs"] = "three"
+    copy = tmp_path / path.name
+    copy.write_text(to_toml(raw), encoding="utf-8")
+    return copy
+
+
+@pytest.mark.parametrize("path, preset", CASES, ids=[f"{p.stem}-{s}" for p, s in CASES])
+def test_a_mistyped_value_fails_under_every_preset(path, preset, tmp_path):
+    """The file as written is validated before a preset (which sets pretrain.epochs) or --set replaces it."""
+    from ulmfit_multi.errors import RecipeError
+
+    copy = _with_typo(path, tmp_path)
+    with pytest.raises(RecipeError, match=r"'pretrain\.epochs' must be an integer, got 'three'"):
+        load_recipe(copy, preset)
+    with pytest.raises(RecipeError, match=r"'pretrain\.epochs' must be an integer"):
+        load_recipe(copy, preset, ["pretrain.epochs=2"])
+
+
+def test_a_recipe_path_is_not_given_a_second_suffix(tmp_path):
+    from ulmfit_multi.errors import RecipeError
+
+    with pytest.raises(RecipeError) as e:
+        load_recipe(tmp_path / "x.toml")
+    assert "x.toml.toml" not in str(e.value) and "x.toml" in str(e.value)
+    with pytest.raises(RecipeError) as e:
+        load_recipe("x.toml")
+    assert "x.toml.toml" not in str(e.value)

@@ -461,3 +461,146 @@ def test_stage_context_emit_defaults_to_a_no_op(paths, tmp_path):
         ctx.emit({"event": "epoch", "epoch": 0})
 
     assert run_stages([Stage("quiet", trainer, reads=())], tiny_cfg(), paths)["quiet"].status == "ran"
+
+
+# ------------------------------------------------------------------ input files in the fingerprints
+
+
+class FakeFiles:
+    """An InputSource: identities set by the test (`after_fetch` replaces them once the fetching stage ran)."""
+
+    def __init__(self, ids: dict, untouched: bool = True):
+        self.ids, self.untouched, self.after_fetch = ids, untouched, None
+        self.asked: list[tuple] = []
+
+    def identities(self) -> dict:
+        return {g: dict(v) for g, v in self.ids.items()}
+
+    def untouched_since(self, groups, when) -> bool:
+        self.asked.append(tuple(groups))
+        return self.untouched
+
+
+def data_stages(calls: Counter, files: FakeFiles | None = None) -> list[Stage]:
+    """get (finds the files; may "download" one) -> use_a (reads group a), use_b (reads group b) -> report."""
+    def stage(name: str):
+        def fn(ctx: StageContext):
+            calls[name] += 1
+            if name == "get" and files is not None and files.after_fetch is not None:
+                files.ids = files.after_fetch
+            (ctx.out / "out.txt").write_text(name, encoding="utf-8")
+        fn.__doc__ = name
+        return fn
+
+    return [
+        Stage("get", stage("get"), reads=("corpus.sources",), data=("a", "b"), fetches=True),
+        Stage("use_a", stage("use_a"), reads=("corpus",), after=("get",), data=("a",)),
+        Stage("use_b", stage("use_b"), reads=("tokenizer",), after=("get",), data=lambda cfg: ("b",)),
+        Stage("report", stage("report"), reads=("reference",), after=("use_a", "use_b")),
+    ]
+
+
+DATA_NAMES = ["get", "use_a", "use_b", "report"]
+
+
+def test_a_changed_input_file_reruns_the_stages_that_read_it_and_what_follows(paths):
+    files = FakeFiles({"a": {"x.csv": "sha256:1"}, "b": {"dump": "sha256:2"}})
+    calls: Counter = Counter()
+    assert statuses(run_stages(data_stages(calls), tiny_cfg(), paths, files=files)) == dict.fromkeys(DATA_NAMES, "ran")
+    assert statuses(run_stages(data_stages(calls), tiny_cfg(), paths, files=files)) == dict.fromkeys(DATA_NAMES,
+                                                                                                      "skipped")
+    files.ids["b"]["dump"] = "sha256:3"
+    calls.clear()
+    result = run_stages(data_stages(calls), tiny_cfg(), paths, files=files)
+    assert calls == Counter({"get": 1, "use_b": 1, "report": 1})  # use_a reads only group a
+    assert read_json(result["use_b"].path / META)["data"] == {"b": {"dump": "sha256:3"}}
+    files.ids["a"]["new.csv"] = "absent"  # a file that is missing now counts too
+    calls.clear()
+    run_stages(data_stages(calls), tiny_cfg(), paths, files=files)
+    assert calls == Counter({"get": 1, "use_a": 1, "report": 1})
+
+
+def test_without_identities_fingerprints_are_the_config_only_ones(paths):
+    stages, cfg = data_stages(Counter()), tiny_cfg()
+    assert compute_fingerprints(stages, cfg, {}) == compute_fingerprints(stages, cfg)
+    with_ids = compute_fingerprints(stages, cfg, {"a": {"x": "absent"}})
+    assert with_ids["use_b"] == compute_fingerprints(stages, cfg)["use_b"]  # get passes on no identities
+
+
+def test_files_are_looked_at_again_after_the_fetching_stage(paths):
+    """A file fetch downloads is absent before it and present after: the stages after fetch hash it as it is
+    after fetch, so the next run reruns only fetch (cheap) and nothing that read the file."""
+    files = FakeFiles({"a": {"x.csv": "absent"}})
+    files.after_fetch = {"a": {"x.csv": "sha256:downloaded"}}
+    calls: Counter = Counter()
+    first = run_stages(data_stages(calls, files), tiny_cfg(), paths, files=files)
+    assert read_json(first["use_a"].path / META)["data"] == {"a": {"x.csv": "sha256:downloaded"}}
+    assert read_json(first.run_dir / "run.json")["inputs"] == {"a": {"x.csv": "sha256:downloaded"}}
+    files.after_fetch = None
+    calls.clear()
+    second = run_stages(data_stages(calls, files), tiny_cfg(), paths, files=files)
+    assert calls == Counter({"get": 1})
+    assert [s["name"] for s in read_json(second.run_dir / "run.json")["stages"]] == DATA_NAMES
+
+
+def test_only_a_later_stage_uses_the_identities_the_run_recorded(paths):
+    """`--only` on a machine without the data (the GPU half of a split run) finds the inputs in the store."""
+    calls: Counter = Counter()
+    run_stages(data_stages(calls), tiny_cfg(), paths, files=FakeFiles({"a": {"x.csv": "sha256:1"}}), until="use_b")
+    nothing_here = FakeFiles({"a": {"x.csv": "absent"}, "b": {"dump": "absent"}})
+    calls.clear()
+    result = run_stages(data_stages(calls), tiny_cfg(), paths, files=nothing_here, only="report")
+    assert statuses(result) == {"report": "ran"} and calls == Counter({"report": 1})
+    assert read_json(result.run_dir / "run.json")["inputs"] == {"a": {"x.csv": "sha256:1"}}
+
+
+def _make_legacy(paths, cfg) -> None:
+    """Stage folders as a version before file identities made them: no "data" in _stage.json."""
+    run_stages(data_stages(Counter()), cfg, paths)
+    for meta in (paths.work_dir / "store").glob(f"*/*/{META}"):
+        data = read_json(meta)
+        del data["data"]
+        write_json(meta, data)
+
+
+def test_a_folder_made_before_file_identities_is_reused_when_its_files_are_untouched(paths):
+    cfg = tiny_cfg()
+    _make_legacy(paths, cfg)
+    calls: Counter = Counter()
+    files = FakeFiles({"a": {"x.csv": "sha256:1"}, "b": {"dump": "sha256:2"}})
+    result = run_stages(data_stages(calls), cfg, paths, files=files)
+    assert calls == Counter() and statuses(result) == dict.fromkeys(DATA_NAMES, "skipped")
+    legacy = compute_fingerprints(data_stages(Counter()), cfg)
+    for s in result.stages:
+        assert s.fingerprint != legacy[s.name]
+        assert s.path.is_symlink() and s.path.resolve() == store_dir(paths, s.name, legacy[s.name]).resolve()
+    assert ("a", "b") in files.asked and ("a",) in files.asked
+    # a forced rerun replaces the link with a real folder and leaves the old one alone
+    forced = run_stages(data_stages(calls), cfg, paths, files=files, only="use_a", force=True)
+    assert not forced["use_a"].path.is_symlink() and store_dir(paths, "use_a", legacy["use_a"]).is_dir()
+
+
+def test_a_folder_made_before_file_identities_is_not_reused_when_a_file_changed_since(paths):
+    cfg = tiny_cfg()
+    _make_legacy(paths, cfg)
+    calls: Counter = Counter()
+    run_stages(data_stages(calls), cfg, paths, files=FakeFiles({"a": {"x.csv": "sha256:1"}}, untouched=False))
+    # get and use_a read group a; report follows use_a; use_b reads group b (no identities: same fingerprint)
+    assert calls == Counter({"get": 1, "use_a": 1, "report": 1})
+
+
+def test_a_folder_with_file_identities_is_never_adopted(paths):
+    cfg = tiny_cfg()
+    run_stages(data_stages(Counter()), cfg, paths, files=FakeFiles({}))  # made by this version ("data" recorded)
+    calls: Counter = Counter()
+    run_stages(data_stages(calls), cfg, paths, files=FakeFiles({"b": {"dump": "sha256:2"}}))
+    assert calls == Counter({"get": 1, "use_b": 1, "report": 1})
+
+
+def test_run_json_records_the_invocation(paths):
+    invocation = {"recipe": "tiny.toml", "preset": "smoke", "overrides": ["a.b=1"]}
+    run_stages(data_stages(Counter()), tiny_cfg(), paths, invocation=invocation)
+    run_dir = paths.work_dir / "runs" / "tiny-smoke"
+    assert read_json(run_dir / "run.json")["invocation"] == invocation
+    run_stages(data_stages(Counter()), tiny_cfg(), paths)  # a call without one keeps the last
+    assert read_json(run_dir / "run.json")["invocation"] == invocation

@@ -427,3 +427,34 @@ def test_on_epoch_after_a_resume_reports_only_the_epochs_it_finishes(tmp_path):
     assert [r["epoch"] for r in seen] == [0]
     train_lm(tiny_lm(), make(), None, cfg, tmp_path, progress=False, on_epoch=seen.append)
     assert [(r["epoch"], r["epochs_total"]) for r in seen] == [(0, 3), (1, 3), (2, 3)]
+
+
+def test_encoder_ar_tar_counts_real_tokens_only() -> None:
+    from ulmfit_multi.train_classifier import encoder_ar_tar
+
+    out = torch.zeros(2, 3, 4)
+    out[0, 0], out[0, 1] = 1.0, 3.0  # row 0: two real tokens; row 1: one real token, then padding
+    out[1, 0], out[1, 2] = 2.0, 100.0  # the padding position's value must not count
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    assert float(encoder_ar_tar(out, mask, 0.0, 0.0)) == 0.0
+    ar = float(encoder_ar_tar(out, mask, 1.0, 0.0))
+    assert ar == pytest.approx((4 * 1 + 4 * 9 + 4 * 4) / (3 * 4))  # mean square over 3 real tokens x 4 dims
+    tar = float(encoder_ar_tar(out, mask, 0.0, 1.0))
+    assert tar == pytest.approx(4 * (3 - 1) ** 2 / (1 * 4))  # one pair of consecutive real tokens
+
+
+def test_classifier_ar_tar_set_in_the_recipe_reach_the_loss(tmp_path):
+    docs, labels = clf_data(48, 0)
+
+    def first_loss(**kw) -> float:
+        torch.manual_seed(0)
+        cfg = ClassifierConfig(epochs=1, lr=1e-2, checkpoint_minutes=1e9, gradual_unfreezing=False, **kw)
+        out = tmp_path / "_".join(f"{k}{v}" for k, v in kw.items())
+        train_classifier(tiny_clf(), FakeClassifierBatches(docs, labels, bs=16, shuffle=False), None, cfg, out,
+                         n_classes=2, progress=False)
+        return next(json.loads(l) for l in (out / "history.jsonl").read_text().splitlines()
+                    if json.loads(l)["kind"] == "step")["train_loss"]
+
+    plain = first_loss()
+    assert first_loss(alpha=0.0, beta=0.0) == plain
+    assert first_loss(alpha=2.0, beta=1.0) > plain  # the regularizer adds to the same first-batch loss

@@ -59,35 +59,44 @@ def _version(value: bool) -> None:
 def main_callback(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    recipes_dir: Annotated[Optional[list[Path]], typer.Option("--recipes", help="A folder of your own recipes, looked "
+                                                              "in first (also $ULMFIT_MULTI_RECIPES).")] = None,
+    langs_dir: Annotated[Optional[list[Path]], typer.Option("--langs-dir", help="A folder of your own language specs, "
+                                                            "looked in first (also $ULMFIT_MULTI_LANGS).")] = None,
 ) -> None:
     """ULMFiT for low-resource and code-mixed Indic text classification."""
+    from .resources import add_dirs
+
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", force=True)
+    add_dirs("recipes", recipes_dir or [])
+    add_dirs("langs", langs_dir or [])
 
 
 @app.command()
 @user_errors
 def langs() -> None:
-    """List the language specs in langs/."""
-    from .langs import all_langs
+    """List the language specs (--langs-dir, $ULMFIT_MULTI_LANGS, ./langs, built-in) and where each came from."""
+    from .langs import lang_sources, load_lang
 
-    typer.echo(f"{'code':<5} {'name':<10} {'scripts':<10} {'wiki':<8} {'task text':<10} {'vocab':>6}")
-    for spec in all_langs():
+    typer.echo(f"{'code':<5} {'name':<10} {'scripts':<10} {'wiki':<8} {'task text':<10} {'vocab':>6}  from")
+    for found in lang_sources():
+        spec = load_lang(found.name)
         typer.echo(f"{spec.code:<5} {spec.name:<10} {','.join(spec.scripts):<10} {spec.wiki:<8} "
-                   f"{spec.task_text:<10} {spec.vocab_size:>6}")
+                   f"{spec.task_text:<10} {spec.vocab_size:>6}  {found.origin}: {found.path}")
 
 
 @app.command()
 @user_errors
 def recipes() -> None:
-    """List the recipes in recipes/ with their languages, tasks and presets."""
-    from .config import list_recipes, read_toml
+    """List the recipes (--recipes, $ULMFIT_MULTI_RECIPES, ./recipes, built-in): languages, presets, tasks, origin."""
+    from .config import read_toml, recipe_sources
 
-    for path in list_recipes():
-        raw = read_toml(path)
+    for found in recipe_sources():
+        raw = read_toml(found.path)
         langs_ = ",".join(raw.get("recipe", {}).get("langs", []))
         tasks = ",".join(t.get("name", "?") for t in raw.get("tasks", []))
         presets = ",".join(raw.get("preset", {}))
-        typer.echo(f"{path.stem:<6} langs={langs_:<8} presets={presets:<16} tasks={tasks}")
+        typer.echo(f"{found.name:<6} langs={langs_:<8} presets={presets:<16} tasks={tasks}  [{found.origin}: {found.path}]")
 
 
 @app.command()
@@ -121,8 +130,22 @@ def _print_run(result) -> None:
     typer.echo(f"run folder: {result.run_dir}")
     table = next((Path(st.path) for st in result.stages if st.name == "table" and st.status in ("ran", "skipped")),
                  None)
-    if table is not None and (table / "results.md").exists():
+    if table is not None and (table / "results.md").exists():  # its footnotes end with the run's notes
         typer.echo((table / "results.md").read_text(encoding="utf-8"))
+        return
+    _print_notes(result.run_dir)
+
+
+def _print_notes(run_dir: Path) -> None:
+    """What the run skipped, dropped, truncated or could not get (notes.py), when it has no table yet."""
+    from .notes import notes_of_run
+
+    try:
+        notes = notes_of_run(run_dir)
+    except (UlmfitError, OSError, ValueError):
+        return
+    for note in notes:
+        typer.secho(f"note: {note}", fg=typer.colors.YELLOW)
 
 
 def _stage_command(stage_name: str, doc: str):
@@ -205,10 +228,37 @@ def _is_recipe_target(target: str | Path) -> bool:
 
 @app.command()
 @user_errors
+def check(
+    name: Annotated[str, typer.Argument(help="Recipe name (recipes/<name>.toml) or path.")],
+    preset: PresetOpt = "smoke",
+    set_: SetOpt = None,
+    mirror: MirrorOpt = None,
+    data_dir: DataOpt = None,
+    work_dir: WorkOpt = None,
+) -> None:
+    """Check a recipe and its task files in seconds, downloading nothing: columns, labels, encoding, bad rows.
+
+    Every task file found in the mirror or the data root is read once; the first one that cannot be used
+    fails with its file and line (exit code 2). Duplicate texts and texts two splits share are listed."""
+    from .check import check_recipe, format_check
+    from .config import load_recipe
+    from .paths import Paths
+
+    cfg = load_recipe(name, preset, set_ or [])
+    report = check_recipe(cfg, Paths.resolve(data_dir, mirror, work_dir))
+    for line in format_check(report):
+        typer.echo(line)
+    typer.echo(f"{cfg.recipe.name} ({cfg.preset}): task files ok")
+
+
+@app.command()
+@user_errors
 def status(
     name: Annotated[str, typer.Argument(help="Recipe name or path, or a run folder (work/runs/<recipe>-<preset>).")],
     preset: PresetOpt = "smoke",
     set_: SetOpt = None,
+    mirror: MirrorOpt = None,
+    data_dir: DataOpt = None,
     work_dir: WorkOpt = None,
     task: Annotated[Optional[list[str]], typer.Option(help="Run folder: partial results of these tasks only.")] = None,
 ) -> None:
@@ -221,12 +271,16 @@ def status(
         _run_folder_status(Path(name), task or [])
         return
     from .config import load_recipe
+    from .inputs import InputFiles
     from .paths import Paths
     from .pipeline import STAGES
+    from .resolve import resolve_inputs
     from .stages import stage_status
 
     cfg = load_recipe(name, preset, set_ or [])
-    for stage, state, fp in stage_status(STAGES, cfg, Paths.resolve(work_dir=work_dir)):
+    paths = Paths.resolve(data_dir, mirror, work_dir)  # the input files are part of the fingerprints
+    resolve_inputs(cfg, paths, download=False)  # a source's full or offline version, the pretrain.from bundle
+    for stage, state, fp in stage_status(STAGES, cfg, paths, InputFiles(cfg, paths).identities()):
         typer.echo(f"  {stage:<12} {state:<8} {fp}")
 
 
@@ -313,22 +367,6 @@ def compare(
     typer.echo(comparison.to_markdown(), nl=False)
     if out is not None:
         typer.echo(f"written: {write_comparison(comparison, out)}")
-
-
-@app.command()
-@user_errors
-def predict(
-    run: Annotated[Path, typer.Argument(help="Run folder (work/runs/<recipe>-<preset>).")],
-    texts: Annotated[list[str], typer.Argument(help="Texts to classify.")],
-    task: Annotated[Optional[str], typer.Option(help="Task name (default: the first).")] = None,
-    seed: Annotated[int, typer.Option(help="Which seed's classifiers to use.")] = 0,
-) -> None:
-    """Classify texts with a trained run's forward+backward ensemble."""
-    from .predict import Predictor
-
-    predictor = Predictor.from_run(run, task=task, seed=seed)
-    for text, (label, prob) in zip(texts, predictor.predict(texts)):
-        typer.echo(f"{label}\t{prob:.3f}\t{text}")
 
 
 @app.command()
@@ -446,4 +484,11 @@ def main() -> None:
     app()
 
 
+def _register_model_commands() -> None:
+    from .cli_models import register  # export, predict, new-recipe, bench predict
+
+    register(app, bench_app, user_errors)
+
+
 _register_stage_commands()
+_register_model_commands()

@@ -19,23 +19,24 @@ from typing import Any
 
 from .errors import RecipeError
 from .langs import load_lang
-from .paths import REPO_ROOT
-from .schema import deep_merge, from_dict, parse_override, read_toml, suggest, to_toml  # noqa: F401 (to_toml: API)
-
-RECIPES_DIR = REPO_ROOT / "recipes"
+from .pretrained_ref import PretrainedLM, check_pretrained, path_near
+from .resources import RECIPES_DIR, list_recipes, recipe_path, recipe_sources  # noqa: F401 (the recipe lookup: API)
+from .schema import TOML_KEY, as_data, deep_merge, from_dict, parse_override, read_toml, suggest, to_toml  # noqa: F401 (to_toml: API)
 PRESETS = ("smoke", "cpu", "paper")
 _OMIT_DEFAULT = "fingerprint_omits_default"
 
 
-def added_later(default: Any) -> Any:
+def added_later(default: Any, *, key: str = "") -> Any:
     """A config field added after runs were cached: at `default` it is left out of stage fingerprints.
 
     So a new option whose default keeps the old behaviour does not make every cached stage run again;
-    set to anything else, it is hashed like any other key.
+    set to anything else, it is hashed like any other key. `key`: its TOML key when that cannot be the
+    field's name (a Python keyword: `pretrain.from` is the field `from_`).
     """
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata={_OMIT_DEFAULT: True})
-    return field(default=default, metadata={_OMIT_DEFAULT: True})
+    metadata = {_OMIT_DEFAULT: True, **({TOML_KEY: key} if key else {})}
+    if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -75,6 +76,10 @@ class Source:
     url: str = ""  # explicit URL (otherwise derived from data.remotes)
     lang: str = ""  # defaults to the recipe's first language
     optional: bool = False  # missing offline -> skipped, not an error
+    # a smaller copy (the mirror's sample of a dump), read when `path` is not local but this is; decided before the
+    # stages run, which then see exactly `{path = offline}` (resolve.py), so offline runs keep their fingerprints
+    offline: str = added_later("")
+    max_docs: int = added_later(0)  # documents read from this source (0 = all); set from corpus.max_dump_docs
 
 
 @dataclass
@@ -99,6 +104,8 @@ class CorpusConfig:
     min_chars: int = 20
     dedupe: bool = True
     max_docs_per_source: int = 0  # 0 = all
+    # documents read from a full dump (a source with an `offline` copy; 0: all); resolve.py makes it its `max_docs`
+    max_dump_docs: int = added_later(0)
     keep_truncated: bool = False
     task_text: bool = False  # add the tasks' train + unlabeled text (never test) to the LM corpus
     # "shared": corpus and task text go through the same normalization (corpus/normalize.py); "legacy": task text
@@ -190,6 +197,7 @@ class PretrainConfig(LMSection):
     lr: float = 3e-3
     directions: list[str] = field(default_factory=lambda: ["fwd", "bwd"])
     workers: int = 1  # > 1: data-parallel (DDP) over that many Ray Train workers, one GPU each when there are GPUs
+    from_: PretrainedLM = added_later(PretrainedLM(), key="from")  # TOML: pretrain.from = { path = ... }
 
 
 @dataclass
@@ -224,6 +232,9 @@ class ClassifierConfig(Schedule):
     # peak lr of the top group in each gradual-unfreezing stage (the last value for the later ones); empty: `lr`
     # in every stage. fastai's ULMFiT notebooks halve it as layers thaw: [2e-2, 1e-2, 5e-3, 1e-3]
     stage_lrs: list[float] = added_later([])
+    # AR and TAR on the encoder's outputs, as fastai's text classifier learner adds them (0: off)
+    alpha: float = added_later(0.0)
+    beta: float = added_later(0.0)
 
 
 @dataclass
@@ -249,9 +260,10 @@ class Task:
     labels: dict[str, str] = field(default_factory=dict)
     splits: dict[str, str] = field(default_factory=dict)
     quoting: str = "minimal"
-    on_bad_row: str = "error"
+    on_bad_row: str = "error"  # "skip": rows that cannot be used (also undecodable ones) are counted and reported
     metric: str = "accuracy"
     note: str = ""
+    encoding: str = added_later("utf-8")  # how the task's files are decoded (any Python codec name)
 
 
 @dataclass
@@ -272,6 +284,8 @@ class Runtime:
     device: str = "auto"  # "auto" | "cpu" | "cuda"
     workers: int = 0
     progress: bool = True
+    # what resolve.py decided before the stages ran (source name -> "full: <path>" / "offline copy: <path>")
+    source_choice: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -296,25 +310,8 @@ class Config:
     overrides: list[str] = field(default_factory=list)  # the --set items, recorded for the run folder name
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (JSON/TOML-able)."""
-        return dataclasses.asdict(self)
-
-
-def recipe_path(name_or_path: str | Path) -> Path:
-    """Find a recipe by name (recipes/<name>.toml) or by path."""
-    p = Path(name_or_path)
-    if p.suffix == ".toml" and p.exists():
-        return p
-    candidate = RECIPES_DIR / f"{name_or_path}.toml"
-    if candidate.exists():
-        return candidate
-    known = sorted(q.stem for q in RECIPES_DIR.glob("*.toml"))
-    raise RecipeError(f"unknown recipe '{name_or_path}': no file {candidate}{suggest(str(name_or_path), known)}")
-
-
-def list_recipes() -> list[Path]:
-    """Every recipe file shipped in recipes/."""
-    return sorted(RECIPES_DIR.glob("*.toml"))
+        """Plain nested dict (JSON/TOML-able), keyed as in TOML (`pretrain.from`)."""
+        return as_data(self)
 
 
 def load_run_config(run_dir: str | Path) -> Config:
@@ -331,6 +328,9 @@ def load_recipe(name_or_path: str | Path, preset: str | None = None,
     presets = raw.pop("preset", {})
     if not isinstance(presets, dict):
         raise RecipeError(f"{path}: 'preset' must be a table of tables")
+    # the file as written, before any preset or --set replaces a value: a wrong type or name in the base
+    # tables is an error even when the preset in use overrides that key
+    from_dict(Config, raw, str(path), "")
     for pname, ptable in presets.items():
         if not isinstance(ptable, dict):
             raise RecipeError(f"{path}: 'preset.{pname}' must be a table")
@@ -372,6 +372,8 @@ def load_recipe(name_or_path: str | Path, preset: str | None = None,
         load_lang(task.lang, where=f"{path}: task '{task.name}' lang")
     for src in cfg.corpus.sources:
         src.lang = src.lang or main.code
+    if cfg.pretrain.from_.path:  # relative: to the recipe's folder (else to the current directory)
+        cfg.pretrain.from_.path = path_near(path, cfg.pretrain.from_.path)
     _check_values(cfg, path)
     return cfg
 
@@ -384,6 +386,11 @@ def _check_values(cfg: Config, path: Path) -> None:
 
     for i, src in enumerate(cfg.corpus.sources):
         one_of(src.format, ("mediawiki-xml", "text", "wikiextractor"), f"corpus.sources[{i}].format")
+        if src.max_docs < 0:
+            raise RecipeError(f"{path}: 'corpus.sources[{i}].max_docs' is {src.max_docs}; expected a number >= 0")
+    if cfg.corpus.max_dump_docs < 0:
+        raise RecipeError(f"{path}: 'corpus.max_dump_docs' is {cfg.corpus.max_dump_docs}; expected a number >= 0")
+    check_pretrained(cfg.pretrain.from_, path)
     one_of(cfg.tokenizer.model_type, ("unigram", "bpe"), "tokenizer.model_type")
     one_of(cfg.corpus.normalization, ("shared", "legacy"), "corpus.normalization")
     one_of(cfg.encode.doc_boundary, ("eos", "none"), "encode.doc_boundary")
@@ -444,6 +451,11 @@ def check_training_values(cfg: Config, path: str | Path) -> None:
         check(s.lr_decay >= 1, f"{name}.lr_decay", s.lr_decay, "a number >= 1")
     check(all(lr > 0 for lr in cfg.classifier.stage_lrs), "classifier.stage_lrs", cfg.classifier.stage_lrs,
           "positive learning rates")
+    for where in ("pretrain.alpha", "pretrain.beta", "finetune_lm.alpha", "finetune_lm.beta", "classifier.alpha",
+                  "classifier.beta"):
+        section_name, key = where.split(".")
+        value = getattr(getattr(cfg, section_name), key)
+        check(value >= 0, where, value, "a number >= 0 (0: off)")
 
 
 def section(cfg: Config, dotted: str, *, for_fingerprint: bool = False) -> Any:
@@ -468,7 +480,7 @@ def _fingerprint_data(obj: Any) -> Any:
             value = getattr(obj, f.name)
             if f.metadata.get(_OMIT_DEFAULT) and value == _field_default(f):
                 continue
-            out[f.name] = _fingerprint_data(value)
+            out[f.metadata.get(TOML_KEY, f.name)] = _fingerprint_data(value)
         return out
     if isinstance(obj, (list, tuple)):
         return type(obj)(_fingerprint_data(v) for v in obj)

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 from .atomic import read_json, sha256_file
 from .errors import FetchError
@@ -84,20 +85,22 @@ def _copy_stream(resp, part: Path, have: int, total: int | None, label: str, pro
 
 
 def locate(rel_path: str, *, data_dir: Path, mirror: Path | None, url: str = "", sha256: str = "",
-           verify_mirror: bool = True, progress: bool = True) -> Path:
-    """Return a local, verified copy of `rel_path`, downloading it if needed."""
+           verify_mirror: bool = True, progress: bool = True, sha256_of: Callable[[Path], str] = sha256_file) -> Path:
+    """Return a local, verified copy of `rel_path`, downloading it if needed.
+
+    `sha256_of` hashes a local copy to check it (`inputs.HashCache.sha256` remembers unchanged files)."""
     tried = []
     if mirror is not None:
         cand = mirror / rel_path
         tried.append(str(cand))
         if cand.exists():
-            if sha256 and verify_mirror and cand.is_file() and sha256_file(cand) != sha256:
+            if sha256 and verify_mirror and cand.is_file() and sha256_of(cand) != sha256:
                 raise FetchError(f"{cand}: sha256 mismatch with the recipe (expected {sha256}); the mirror copy differs")
             return cand
     local = data_dir / rel_path
     tried.append(str(local))
     if local.exists():
-        if not sha256 or local.is_dir() or sha256_file(local) == sha256:
+        if not sha256 or local.is_dir() or sha256_of(local) == sha256:
             return local
         bad = local.with_name(local.name + ".bad")
         os.replace(local, bad)
@@ -123,16 +126,17 @@ def url_for(rel_path: str, remotes: list[tuple[str, str]]) -> str:
 
 
 def locate_source(rel: str, url: str, *, data_dir: Path, mirror: Path | None, sha256: str = "",
-                  progress: bool = True) -> Path:
+                  progress: bool = True, sha256_of: Callable[[Path], str] = sha256_file) -> Path:
     """A corpus source: a file, or a folder fetched as a .tar.gz/.zip archive in normal use."""
     if url.endswith((".tar.gz", ".tgz", ".zip")) and not rel.endswith((".tar.gz", ".tgz", ".zip")):
         for root in [mirror, data_dir]:
             if root is not None and (root / rel).is_dir():
                 return root / rel
         archive = locate(rel + (".zip" if url.endswith(".zip") else ".tar.gz"), data_dir=data_dir,
-                         mirror=None, url=url, sha256=sha256, progress=progress)
+                         mirror=None, url=url, sha256=sha256, progress=progress, sha256_of=sha256_of)
         return extract_archive(archive, data_dir / rel)
-    return locate(rel, data_dir=data_dir, mirror=mirror, url=url, sha256=sha256, progress=progress)
+    return locate(rel, data_dir=data_dir, mirror=mirror, url=url, sha256=sha256, progress=progress,
+                  sha256_of=sha256_of)
 
 
 def extract_archive(archive: Path, dest: Path) -> Path:
@@ -156,3 +160,10 @@ def fetched_files_exist(done: Path) -> bool:
     """Whether every file a finished fetch stage found (its `fetched.json`) is still there."""
     fetched = read_json(done / "fetched.json")
     return all(Path(v["path"]).exists() for v in fetched.values() if v.get("path"))
+
+
+def fetch_still_valid(done: Path) -> bool:
+    """A finished fetch stage stands while every file it found is still there and no file it could not get
+    has a URL: a download that failed is tried again on the next run."""
+    fetched = read_json(done / "fetched.json")
+    return fetched_files_exist(done) and not any(not v.get("path") and v.get("url") for v in fetched.values())

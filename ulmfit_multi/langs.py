@@ -3,7 +3,8 @@
 A spec holds facts about a language that every recipe shares: ISO code,
 scripts, Wikipedia dump name, indic-nlp normalizer language, how task text
 is usually written, the transliteration scheme and SentencePiece defaults.
-Adding a language is adding one file (see README, "Adding a language").
+Adding a language is adding one file (see README, "Adding a language"): in ./langs, a folder named by
+--langs-dir or $ULMFIT_MULTI_LANGS, or the package's own (resources.py has the search order).
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .paths import REPO_ROOT
+from . import resources
 from .schema import from_dict, read_toml, suggest
 from .errors import RecipeError
 
-LANGS_DIR = REPO_ROOT / "langs"
+LANGS_DIR = resources.builtin_dir("langs")  # the built-in specs (the last folder searched)
 
 
 @dataclass
@@ -37,20 +38,32 @@ class LangSpec:
     lid_accept: list[str] = field(default_factory=list)  # other lid.176 labels accepted as this language
 
 
+def lang_sources() -> list[resources.Found]:
+    """Every language spec found (code, file, the folder it came from), first match of each code."""
+    return resources.listing("langs", LANGS_DIR)
+
+
 def lang_files() -> list[Path]:
-    """All language spec files."""
-    return sorted(LANGS_DIR.glob("*.toml"))
+    """All language spec files (the ones `load_lang` reads)."""
+    return [f.path for f in lang_sources()]
+
+
+def find_lang(code: str) -> Path | None:
+    """The file `load_lang(code)` reads, or None."""
+    found = resources.find("langs", code, LANGS_DIR)
+    return found.path if found else None
 
 
 def load_lang(code: str, where: str = "") -> LangSpec:
-    """Load langs/<code>.toml, validated; unknown codes list the known ones."""
-    path = LANGS_DIR / f"{code}.toml"
-    if not path.exists():
+    """Load <code>.toml from the language folders, validated; unknown codes list the known ones."""
+    path = find_lang(code)
+    if path is None:
         known = [p.stem for p in lang_files()]
         prefix = f"{where}: " if where else ""
         close = suggest(code, known)
         listing = "" if "known:" in close else f"; known: {', '.join(known)}"
-        raise RecipeError(f"{prefix}unknown language code '{code}'{close}{listing}")
+        raise RecipeError(f"{prefix}unknown language code '{code}'{close}{listing} (looked in "
+                          f"{resources.describe_dirs('langs', LANGS_DIR)})")
     spec: LangSpec = from_dict(LangSpec, read_toml(path), str(path))
     if spec.code != code:
         raise RecipeError(f"{path}: 'code' is '{spec.code}' but the file is named {code}.toml")

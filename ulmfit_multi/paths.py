@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent  # recipes/ and langs/ live here
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout (recipes and langs: see resources.py)
 ENV_DATA = "ULMFIT_MULTI_DATA"
 ENV_MIRROR = "ULMFIT_MULTI_MIRROR"
 ENV_WORK = "ULMFIT_MULTI_WORK"

@@ -17,6 +17,7 @@ Usage (Python):
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import shutil
 from pathlib import Path
@@ -30,9 +31,10 @@ from .config import Config, load_recipe
 from .corpus.tasks import load_tasks, write_task_text
 from .errors import DataError, FetchError
 from .evaluate import compute_metrics, metric_fn
-from .fetch import fetched_files_exist, locate, locate_source, url_for
+from .fetch import fetch_still_valid, locate, locate_source, url_for
 from .langs import load_lang
-from .paths import Paths
+from .paths import ENV_DATA, ENV_MIRROR, ENV_WORK, Paths
+from .resolve import resolve_inputs, uses_bundle
 from .runfolder import make_record, read_records, write_records
 from .stages import RunResult, Stage, StageContext, run_stages
 
@@ -62,29 +64,42 @@ def lm_text_files(corpus_dir: Path) -> list[Path]:
 
 
 def fetch(ctx: StageContext) -> dict[str, Any]:
-    """Find every input file in the mirror or the data root, or download it (resumable, sha256-checked)."""
+    """Find every input file in the mirror or the data root, or download it (resumable, sha256-checked),
+    and check the task files (`check.check_tasks`) before anything else is done with them."""
+    from .check import check_findings, check_tasks
+    from .inputs import hash_cache
+
     cfg, paths = ctx.cfg, ctx.paths
+    cache = hash_cache(paths)
     remotes = [(r.prefix, r.url) for r in cfg.data.remotes]
     fetched: dict[str, dict[str, Any]] = {}
+    # the task files first: they are small, and a bad one fails the run before a dump is downloaded
+    for task in cfg.tasks:
+        for role, rel in task.splits.items():
+            url = url_for(rel, remotes)
+            try:
+                path = locate(rel, data_dir=paths.data_dir, mirror=paths.mirror, url=url,
+                              sha256=cfg.data.sha256.get(rel, ""), progress=ctx.progress, sha256_of=cache.sha256)
+                fetched[rel] = {"path": str(path), "role": f"{task.name}:{role}"}
+            except FetchError as e:  # a missing task split is reported as unavailable, not fatal
+                log.warning("%s", e)
+                fetched[rel] = {"path": None, "role": f"{task.name}:{role}", "reason": str(e), "url": url}
+    report = check_tasks(cfg, fetched)
+    write_json(ctx.out / "check.json", report)
+    for line in check_findings(report):
+        log.warning("check: %s", line)
     for src in cfg.corpus.sources:
         url = src.url or url_for(src.path, remotes)
         try:
             path = locate_source(src.path, url, data_dir=paths.data_dir, mirror=paths.mirror,
-                                 sha256=cfg.data.sha256.get(src.path, ""), progress=ctx.progress)
+                                 sha256=cfg.data.sha256.get(src.path, ""), progress=ctx.progress,
+                                 sha256_of=cache.sha256)
             fetched[src.path] = {"path": str(path), "role": f"corpus:{src.name}"}
         except FetchError as e:
             if not src.optional:
                 raise
-            fetched[src.path] = {"path": None, "role": f"corpus:{src.name}", "reason": str(e)}
-    for task in cfg.tasks:
-        for role, rel in task.splits.items():
-            try:
-                path = locate(rel, data_dir=paths.data_dir, mirror=paths.mirror, url=url_for(rel, remotes),
-                              sha256=cfg.data.sha256.get(rel, ""), progress=ctx.progress)
-                fetched[rel] = {"path": str(path), "role": f"{task.name}:{role}"}
-            except FetchError as e:  # a missing task split is reported as unavailable, not fatal
-                log.warning("%s", e)
-                fetched[rel] = {"path": None, "role": f"{task.name}:{role}", "reason": str(e)}
+            fetched[src.path] = {"path": None, "role": f"corpus:{src.name}", "reason": str(e), "url": url}
+    cache.save()
     write_json(ctx.out / "fetched.json", fetched)
     missing = sorted(k for k, v in fetched.items() if not v["path"])
     return {"files": len(fetched), "unavailable": missing}
@@ -96,8 +111,13 @@ def corpus(ctx: StageContext) -> dict[str, Any]:
     from .corpus.build import build_corpus
 
     cfg, c = ctx.cfg, ctx.cfg.corpus
+    if uses_bundle(cfg):  # pretrain.from: the bundle's LMs need no corpus (pretrained.py)
+        from .pretrained import corpus_from_bundle
+
+        return corpus_from_bundle(ctx)
     fetched = _fetched(ctx)
-    summary: dict[str, Any] = {}
+    # which version of each source with an offline copy was read (resolve.py), when there is one
+    summary: dict[str, Any] = {"sources_used": dict(cfg.runtime.source_choice)} if cfg.runtime.source_choice else {}
     by_lang: dict[str, list[tuple[Source, Path]]] = {}
     for src in c.sources:
         path = fetched.get(src.path, {}).get("path")
@@ -132,6 +152,10 @@ def tokenizer(ctx: StageContext) -> dict[str, Any]:
     from .tokenizer import train_tokenizer
 
     t = ctx.cfg.tokenizer
+    if uses_bundle(ctx.cfg):  # pretrain.from: the bundle's tokenizer
+        from .pretrained import tokenizer_from_bundle
+
+        return tokenizer_from_bundle(ctx)
     corpus_dir = ctx.input("corpus")
     inputs = [(p, t.weights.get(p.relative_to(corpus_dir).parts[0], 1.0)) for p in lm_text_files(corpus_dir)]
     if t.task_text and ctx.cfg.tasks:
@@ -152,9 +176,14 @@ def encode(ctx: StageContext) -> dict[str, Any]:
     from .tokens import write_token_store
 
     tok_dir = ctx.input("tokenizer")
-    summary: dict[str, Any] = {"lm": encode_corpus(tok_dir, lm_text_files(ctx.input("corpus")), ctx.out / "lm",
-                                                   workers=ctx.cfg.runtime.workers, progress=ctx.progress)}
     tok = Tokenizer.load(tok_dir)
+    if uses_bundle(ctx.cfg):  # pretrain.from: no corpus to encode
+        from .pretrained import empty_lm_store
+
+        summary: dict[str, Any] = {"lm": empty_lm_store(ctx.out / "lm", tok)}
+    else:
+        summary = {"lm": encode_corpus(tok_dir, lm_text_files(ctx.input("corpus")), ctx.out / "lm",
+                                       workers=ctx.cfg.runtime.workers, progress=ctx.progress)}
     tasks = load_tasks(ctx.cfg, _fetched(ctx))
     for name, data in tasks.items():
         tdir = ctx.out / "tasks" / name
@@ -166,7 +195,9 @@ def encode(ctx: StageContext) -> dict[str, Any]:
             np.save(tdir / role / "labels.npy", np.asarray(split.labels, dtype=np.int64))
         write_json(tdir / "task.json", {
             "classes": list(data.classes), "unavailable": data.unavailable, "metric": data.spec.metric,
-            "splits": {r: {"n": len(s.texts), "skipped": s.skipped, "path": str(s.path)} for r, s in data.splits.items()},
+            # n: rows encoded; read: usable rows in the file (more than n when data.max_task_rows sampled them)
+            "splits": {r: {"n": len(s.texts), "read": s.rows_read, "skipped": s.skipped,
+                           "skipped_lines": s.skipped_lines, "path": str(s.path)} for r, s in data.splits.items()},
             "note": data.spec.note,
             # how the texts were made into ids, for prediction (runs from before these keys: "legacy", "none")
             "lang": data.spec.lang, "normalization": data.normalization, "doc_boundary": ctx.cfg.encode.doc_boundary,
@@ -183,6 +214,10 @@ def pretrain(ctx: StageContext) -> dict[str, Any]:
     from .jobs import pretrain_direction
 
     cfg, p = ctx.cfg, ctx.cfg.pretrain
+    if uses_bundle(cfg):  # pretrain.from: the bundle's weights
+        from .pretrained import pretrain_from_bundle
+
+        return pretrain_from_bundle(ctx)
     summary = {}
     for direction in p.directions:
         out = ctx.out / direction
@@ -356,6 +391,7 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
 
 def table(ctx: StageContext) -> dict[str, Any]:
     """Gather results and published references into Markdown, CSV, JSON and LaTeX tables."""
+    from .notes import run_notes
     from .stages import environment
     from .tables import write_tables
 
@@ -371,33 +407,60 @@ def table(ctx: StageContext) -> dict[str, Any]:
         if "test" in reasons or "train" in reasons:
             unavailable[t.name] = "; ".join(f"{k}: {v}" for k, v in reasons.items())
     env = environment()
+    invocation = _invocation(ctx.run_dir)
     header = {
         "recipe": cfg.recipe.name, "preset": cfg.preset,
-        "command": " ".join([f"ulmfit-multi recipe {cfg.recipe.name} --preset {cfg.preset}"]
-                            + [f"--set {shlex.quote(o)}" for o in cfg.overrides]),
+        "command": command_line(invocation) if invocation else " ".join(
+            [f"ulmfit-multi recipe {cfg.recipe.name} --preset {cfg.preset}"] + [f"--set {shlex.quote(o)}"
+                                                                              for o in cfg.overrides]),
         "code version": f"ulmfit_multi {env['ulmfit_multi']} ({env['git_commit'] or 'no git'})",
         "hardware": f"{env.get('cuda') or 'CPU'}, {env['cpu_count']} cores, {env['platform']}",
         "torch": env.get("torch", ""), "seeds": ", ".join(map(str, cfg.evaluate.seeds)),
     }
+    # what was skipped, dropped, truncated or unavailable, from the stages' records (notes.py)
+    notes = run_notes(fetch_dir=ctx.input("fetch"), corpus_dir=ctx.input("corpus"), encode_dir=ctx.input("encode"),
+                      except_tasks=set(unavailable))
     paths = write_tables(records, references, ctx.out, title=f"{cfg.recipe.name} ({cfg.preset})",
                          metric_by_task={t.name: t.metric for t in cfg.tasks}, header=header,
-                         unavailable=unavailable, stem="results")
+                         unavailable=unavailable, run_notes=notes, stem="results")
     for plot in (ctx.input("evaluate") / "plots").glob("*.png"):
         (ctx.out / "plots").mkdir(exist_ok=True)
         shutil.copy2(plot, ctx.out / "plots" / plot.name)
     return {"tables": {k: str(v) for k, v in paths.items()}}
 
 
+def _invocation(run_dir: Path | None) -> dict[str, Any] | None:
+    """How the run was started, as run_recipe recorded it in run.json (None when it was not)."""
+    try:
+        return read_json(run_dir / "run.json").get("invocation") if run_dir is not None else None
+    except (OSError, ValueError):
+        return None
+
+
+def _corpus_data(cfg: Config) -> tuple[str, ...]:
+    """The corpus reads the sources, and the task files when their text joins the LM corpus."""
+    return ("sources", "tasks") if cfg.corpus.task_text else ("sources",)
+
+
+def _tokenizer_data(cfg: Config) -> tuple[str, ...]:
+    """With tokenizer.task_text the tokenizer reads the tasks' train text, less any text equal to a test text."""
+    return ("tasks:train", "tasks:test") if cfg.tokenizer.task_text and cfg.tasks else ()
+
+
+# `data`: the input files a stage reads (inputs.py); a changed, added or removed file reruns those stages and
+# the ones after them. fetch only finds the files: the stages after it do not inherit its file identities.
 STAGES: list[Stage] = [
-    Stage("fetch", fetch, reads=("data", "corpus.sources", "tasks"), still_valid=fetched_files_exist),
-    Stage("corpus", corpus, reads=("langs", "corpus", "data.max_task_rows"), after=("fetch",), version=2),
+    Stage("fetch", fetch, reads=("data", "corpus.sources", "tasks"), still_valid=fetch_still_valid,
+          data=("sources", "tasks"), fetches=True),
+    Stage("corpus", corpus, reads=("langs", "corpus", "data.max_task_rows"), after=("fetch",), version=2,
+          data=_corpus_data),
     Stage("tokenizer", tokenizer, reads=("tokenizer", "data.max_task_rows", "corpus.normalization"),
-          after=("fetch", "corpus")),
+          after=("fetch", "corpus"), data=_tokenizer_data),
     Stage("encode", encode, reads=("encode", "data.max_task_rows", "tasks", "corpus.normalization"),
-          after=("fetch", "corpus", "tokenizer")),
+          after=("fetch", "corpus", "tokenizer"), data=("tasks",)),
     Stage("baselines", baselines, reads=("evaluate.seeds", "evaluate.baselines", "tasks", "data.max_task_rows",
                                          "corpus.normalization"),
-          after=("fetch",), version=3),
+          after=("fetch",), version=3, data=("tasks",)),
     Stage("pretrain", pretrain, reads=("model", "pretrain", "encode"), after=("encode",)),
     Stage("finetune_lm", finetune_lm, reads=("model", "finetune_lm", "pretrain.directions"),
           after=("encode", "pretrain")),
@@ -405,7 +468,8 @@ STAGES: list[Stage] = [
           after=("encode", "finetune_lm")),
     Stage("evaluate", evaluate, reads=("evaluate", "pretrain.directions", "classifier.calibrate"),
           after=("encode", "classifier", "baselines"), version=2),
-    Stage("table", table, reads=("reference", "tasks", "evaluate"), after=("encode", "evaluate", "baselines")),
+    Stage("table", table, reads=("reference", "tasks", "evaluate"),
+          after=("fetch", "corpus", "encode", "evaluate", "baselines")),
 ]
 STAGE_NAMES = [s.name for s in STAGES]
 
@@ -419,11 +483,54 @@ def run_recipe(recipe: str | Path, *, preset: str = "smoke", overrides: list[str
 
     `on_event(event)` gets the engine's stage events and the training stages' per-epoch events (dicts).
     """
+    from .inputs import InputFiles
+
     cfg = load_recipe(recipe, preset, overrides)
     if device:
         cfg.runtime.device = device
     if progress is not None:
         cfg.runtime.progress = progress
     paths = Paths.resolve(data_dir, mirror, work_dir)
+    resolve_inputs(cfg, paths)  # a source's full or offline version, the pretrain.from bundle: before fingerprints
+    invocation = {
+        "recipe": str(recipe), "preset": preset, "overrides": override_items(overrides),
+        # as given, or from the environment variable that supplied it
+        "mirror": _given(mirror, ENV_MIRROR), "data_dir": _given(data_dir, ENV_DATA),
+        "work_dir": _given(work_dir, ENV_WORK), "device": device,
+    }
     return run_stages(STAGES, cfg, paths, from_stage=from_stage, only=only, until=until, force=force,
-                      on_event=on_event)
+                      on_event=on_event, files=InputFiles(cfg, paths), invocation=invocation)
+
+
+def _given(value: str | Path | None, env: str) -> str | None:
+    return str(value) if value is not None else os.environ.get(env) or None
+
+
+def override_items(overrides: list[str] | dict | None) -> list[str]:
+    """--set items as given; a dict of overrides (Python API) as one `key.sub=VALUE` item per value."""
+    if not isinstance(overrides, dict):
+        return list(overrides or [])
+    from .schema import to_toml
+
+    def flat(node: dict, prefix: str) -> list[str]:
+        items = []
+        for key, value in node.items():
+            if isinstance(value, dict):
+                items += flat(value, f"{prefix}{key}.")
+            else:
+                items.append(f"{prefix}{key}={to_toml({'v': value}).split(' = ', 1)[1].strip()}")
+        return items
+
+    return flat(overrides, "")
+
+
+def command_line(invocation: dict[str, Any]) -> str:
+    """The `ulmfit-multi recipe` command that repeats a run, from run_recipe's record of how it was started."""
+    parts = ["ulmfit-multi", "recipe", invocation["recipe"], "--preset", invocation["preset"]]
+    for item in invocation.get("overrides") or []:
+        parts += ["--set", item]
+    for flag, key in (("--mirror", "mirror"), ("--data-dir", "data_dir"), ("--work-dir", "work_dir"),
+                      ("--device", "device")):
+        if invocation.get(key):
+            parts += [flag, str(invocation[key])]
+    return shlex.join(parts)

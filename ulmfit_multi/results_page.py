@@ -100,7 +100,8 @@ def results_grid(doc: dict[str, Any], tasks: list[str] | None = None) -> tuple[l
             raise DataError(f"{doc.get('title', '?')}: tasks {missing} not in its metric_by_task")
         metric_by_task = {t: metric_by_task[t] for t in tasks} | metric_by_task
     agg = aggregate(doc["records"]) if doc.get("records") else doc.get("aggregate", [])
-    return grid_from_aggregate(agg, doc.get("references", []), metric_by_task, doc.get("unavailable", {}))
+    return grid_from_aggregate(agg, doc.get("references", []), metric_by_task, doc.get("unavailable", {}),
+                               doc.get("run_notes", []))
 
 
 def _bullets(header: dict[str, Any]) -> list[str]:

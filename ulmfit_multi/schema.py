@@ -17,6 +17,8 @@ from typing import Any
 
 from .errors import RecipeError
 
+TOML_KEY = "toml_key"  # dataclass field metadata: the key in TOML when the field name cannot be it ("from")
+
 
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
@@ -64,17 +66,33 @@ def _convert(value: Any, tp: Any, where: str, file: str) -> Any:
     raise TypeError(f"unsupported annotation {tp!r} at {where}")  # a bug in this file, not user input
 
 
+def toml_key(f: dataclasses.Field) -> str:
+    """A field's key in TOML: its name, or the `TOML_KEY` metadata of a field whose key is a Python keyword."""
+    return f.metadata.get(TOML_KEY, f.name)
+
+
 def from_dict(cls: type, data: dict[str, Any], file: str = "<config>", prefix: str = "") -> Any:
     """Build dataclass `cls` from a dict, rejecting unknown keys and wrong types."""
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    names = {toml_key(f): f.name for f in dataclasses.fields(cls) if f.init}
     kwargs = {}
     for key, value in data.items():
         where = f"{prefix}.{key}" if prefix else key
         if key not in names:
-            raise RecipeError(f"{file}: unknown key '{where}'{suggest(key, names)}")
-        kwargs[key] = _convert(value, hints[key], where, file)
+            raise RecipeError(f"{file}: unknown key '{where}'{suggest(key, list(names))}")
+        kwargs[names[key]] = _convert(value, hints[names[key]], where, file)
     return cls(**kwargs)
+
+
+def as_data(obj: Any) -> Any:
+    """Plain nested data of a dataclass (like `dataclasses.asdict`), keyed by TOML keys (`toml_key`)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {toml_key(f): as_data(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(as_data(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: as_data(v) for k, v in obj.items()}
+    return copy.deepcopy(obj)
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

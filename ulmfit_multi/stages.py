@@ -1,8 +1,9 @@
 """The stage engine: content-addressed, resumable, atomic stages.
 
 A stage's fingerprint is a hash of its name, its version, the config sections
-it reads and its upstream stages' fingerprints (a Merkle chain: data is never
-rehashed). Layout under the work directory:
+it reads, the identities of the input files it reads (`Stage.data`, supplied by an
+`InputSource`: see inputs.py) and its upstream stages' fingerprints (a Merkle
+chain: intermediate outputs are never rehashed). Layout under the work directory:
 
     store/<stage>/<fp12>/            finished output, immutable, with _stage.json
     store/<stage>/<fp12>.partial/    in progress (training checkpoints live here)
@@ -36,6 +37,7 @@ from .config import Config, section
 from .errors import StageError
 from .paths import Paths
 from .schema import to_toml
+from .stage_inputs import DataIds, InputSource, adopt_legacy, same_folder, start_identities
 
 log = logging.getLogger("ulmfit_multi")
 META = "_stage.json"
@@ -68,6 +70,7 @@ class StageContext:
     fingerprint: str
     # a stage reports its own events here (e.g. {"event": "epoch", ...}); run_stages adds "stage"
     emit: EventHook = field(default=ignore_event)
+    run_dir: Path | None = None  # the run folder (run.json records how the run was started)
 
     @property
     def progress(self) -> bool:
@@ -91,11 +94,21 @@ class Stage:
     after: tuple[str, ...] = ()
     version: int = 1
     still_valid: Callable[[Path], bool] | None = None  # e.g. fetched files still there
+    # the groups of input files ("sources", "tasks") whose identities enter the fingerprint, or a function
+    # of the config that names them (the corpus reads the task files only with corpus.task_text)
+    data: tuple[str, ...] | Callable[[Config], tuple[str, ...]] = ()
+    # a stage that brings the input files in (fetch): the stages after it get its fingerprint without its
+    # file identities (each declares the files it reads in `data`), and the files are looked at again after it
+    fetches: bool = False
 
     @property
     def doc(self) -> str:
         """First line of the stage function's docstring."""
         return (self.fn.__doc__ or self.name).strip().splitlines()[0]
+
+    def data_groups(self, cfg: Config) -> tuple[str, ...]:
+        """The input-file groups this stage reads under `cfg`."""
+        return tuple(self.data(cfg)) if callable(self.data) else self.data
 
 
 @dataclass
@@ -130,26 +143,44 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def fingerprint(stage: Stage, cfg: Config, upstream: dict[str, str]) -> str:
-    """sha256 over the stage name, version, the config it reads and its inputs' fingerprints."""
+def stage_data(stage: Stage, cfg: Config, data: DataIds | None) -> DataIds:
+    """The identities of the input files `stage` reads (only the groups that have any)."""
+    return {g: data[g] for g in stage.data_groups(cfg) if data and data.get(g)}
+
+
+def fingerprint(stage: Stage, cfg: Config, upstream: dict[str, str], data: DataIds | None = None) -> str:
+    """sha256 over the stage name, version, the config it reads, its inputs' fingerprints and the identities
+    of the input files it reads. With no such identities (every file pinned by a declared sha256 and
+    present, or no `data` given) the payload is the one used before files were part of it."""
     payload = {
         "stage": stage.name,
         "version": stage.version,
         "config": {key: section(cfg, key, for_fingerprint=True) for key in stage.reads},
         "inputs": {name: upstream[name] for name in stage.after},
     }
+    ids = stage_data(stage, cfg, data)
+    if ids:
+        payload["data"] = ids
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
-def compute_fingerprints(stages: list[Stage], cfg: Config) -> dict[str, str]:
-    """Fingerprint of every stage, in order."""
+def _fingerprints(stages: list[Stage], cfg: Config, data: DataIds | None) -> tuple[dict[str, str], dict[str, str]]:
+    """Each stage's fingerprint (its store key) and the fingerprint the stages after it hash (the same, but
+    without the file identities of a `fetches` stage)."""
     fps: dict[str, str] = {}
+    chain: dict[str, str] = {}
     for st in stages:
         missing = [a for a in st.after if a not in fps]
         if missing:
             raise StageError(f"stage '{st.name}' depends on {missing}, which come later or don't exist")
-        fps[st.name] = fingerprint(st, cfg, fps)
-    return fps
+        fps[st.name] = fingerprint(st, cfg, chain, data)
+        chain[st.name] = fingerprint(st, cfg, chain) if st.fetches else fps[st.name]
+    return fps, chain
+
+
+def compute_fingerprints(stages: list[Stage], cfg: Config, data: DataIds | None = None) -> dict[str, str]:
+    """Fingerprint of every stage, in order; `data` are the input files' identities (`InputSource.identities`)."""
+    return _fingerprints(stages, cfg, data)[0]
 
 
 def store_dir(paths: Paths, stage: str, fp: str) -> Path:
@@ -165,9 +196,10 @@ def run_dir_for(paths: Paths, cfg: Config) -> Path:
     return paths.work_dir / "runs" / name
 
 
-def stage_status(stages: list[Stage], cfg: Config, paths: Paths) -> list[tuple[str, str, str]]:
+def stage_status(stages: list[Stage], cfg: Config, paths: Paths, data: DataIds | None = None
+                 ) -> list[tuple[str, str, str]]:
     """(stage, status, fp12) for each stage: done, partial or missing."""
-    fps = compute_fingerprints(stages, cfg)
+    fps = compute_fingerprints(stages, cfg, data)
     rows = []
     for st in stages:
         d = store_dir(paths, st.name, fps[st.name])
@@ -203,22 +235,32 @@ def select(stages: list[Stage], *, from_stage: str | None, only: str | None, unt
 
 def run_stages(stages: list[Stage], cfg: Config, paths: Paths, *, from_stage: str | None = None,
                only: str | None = None, until: str | None = None, force: bool = False,
-               on_event: EventHook | None = None) -> RunResult:
+               on_event: EventHook | None = None, files: InputSource | None = None,
+               invocation: dict[str, Any] | None = None) -> RunResult:
     """Run (or skip) the stages in order; returns what happened to each.
 
     on_event: called with {"event": "stage", "stage": name, "status": "skip" | "run" | "done" | "failed"}
     (plus "seconds" with "done", "error" with "failed") as each stage is skipped, starts, finishes or fails,
     and with every event a stage function sends through `ctx.emit` (with "stage" set to its name). An
     exception raised by on_event is logged at debug level and never stops the run.
+    files: the input files, whose identities enter the fingerprints of the stages that declare `data`,
+    looked at before the first stage and again after a `fetches` stage (which may download some); see
+    stage_inputs.py for `--only` and for store folders made before identities were fingerprinted.
+    invocation: how the run was started (recipe, preset, --set items, locations), recorded in run.json.
     """
     chosen, forced = select(stages, from_stage=from_stage, only=only, until=until, force=force)
-    fps = compute_fingerprints(stages, cfg)
     run_dir = run_dir_for(paths, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    recorded = only is not None and not next(s for s in stages if s.name == only).fetches  # see stage_inputs.py
+    data = start_identities(files, run_dir, recorded)
+    fps, chain = _fingerprints(stages, cfg, data)
+    legacy = _fingerprints(stages, cfg, None)[0]
     with atomic_write(run_dir / "config.resolved.toml") as f:
         f.write(f"# resolved from {cfg.source_file}, preset {cfg.preset}\n")
         f.write(to_toml(cfg.to_dict()))
+    record = {"inputs": data if files is not None else None, "invocation": invocation}
     results: list[StageResult] = []
+    _write_run_json(run_dir, cfg, results, fps, **record)
     for index, st in enumerate(stages):
         if st not in chosen:
             continue
@@ -233,32 +275,45 @@ def run_stages(stages: list[Stage], cfg: Config, paths: Paths, *, from_stage: st
                     f"run `ulmfit-multi recipe {cfg.recipe.name} --preset {cfg.preset} --until {dep}` first")
             inputs[dep] = dep_dir
         label = f"[{index + 1:02d} {st.name}]"
+        if st.name not in forced and files is not None and not done.exists():
+            deps_same = all(chain[d] == legacy[d] or same_folder(store_dir(paths, d, fps[d]),
+                                                                 store_dir(paths, d, legacy[d])) for d in st.after)
+            if deps_same and adopt_legacy(store_dir(paths, st.name, legacy[st.name]), done, st.data_groups(cfg),
+                                          files, META):
+                log.info("%s reuse %s (made before input files were fingerprinted; its files are unchanged)",
+                         label, legacy[st.name][:12])
         valid = done.exists() and (st.still_valid is None or st.still_valid(done))
         if valid and st.name not in forced:
             log.info("%s skip %s", label, fp[:12])
             notify(on_event, {"event": "stage", "stage": st.name, "status": "skip"})
             results.append(StageResult(st.name, "skipped", fp, done, summary=_read_summary(done)))
             _link(run_dir, index, st.name, done)
-            continue
-        log.info("%s run %s", label, fp[:12])
-        notify(on_event, {"event": "stage", "stage": st.name, "status": "run"})
-        partial = done.with_name(done.name + ".partial")
-        _write_run_json(run_dir, cfg, [*results, StageResult(st.name, "running", fp, partial)], fps)
-        try:
-            result = _run_one(st, cfg, paths, fp, done, inputs, fresh=st.name in forced,
-                              emit=_stage_emitter(on_event, st.name))
-        except BaseException as e:  # record the failure in run.json, then let it propagate
-            error = f"{type(e).__name__}: {e}"
-            results.append(StageResult(st.name, "failed", fp, partial, error=error))
-            _write_run_json(run_dir, cfg, results, fps)
-            notify(on_event, {"event": "stage", "stage": st.name, "status": "failed", "error": error})
-            raise
-        results.append(result)
-        _link(run_dir, index, st.name, done)
-        _write_run_json(run_dir, cfg, results, fps)
-        log.info("%s done in %.1fs", label, result.seconds)
-        notify(on_event, {"event": "stage", "stage": st.name, "status": "done", "seconds": result.seconds})
-    _write_run_json(run_dir, cfg, results, fps)
+        else:
+            log.info("%s run %s", label, fp[:12])
+            notify(on_event, {"event": "stage", "stage": st.name, "status": "run"})
+            partial = done.with_name(done.name + ".partial")
+            _write_run_json(run_dir, cfg, [*results, StageResult(st.name, "running", fp, partial)], fps, **record)
+            try:
+                result = _run_one(st, cfg, paths, fp, done, inputs, fresh=st.name in forced,
+                                  emit=_stage_emitter(on_event, st.name), data=stage_data(st, cfg, data),
+                                  run_dir=run_dir)
+            except BaseException as e:  # record the failure in run.json, then let it propagate
+                error = f"{type(e).__name__}: {e}"
+                results.append(StageResult(st.name, "failed", fp, partial, error=error))
+                _write_run_json(run_dir, cfg, results, fps, **record)
+                notify(on_event, {"event": "stage", "stage": st.name, "status": "failed", "error": error})
+                raise
+            results.append(result)
+            _link(run_dir, index, st.name, done)
+            log.info("%s done in %.1fs", label, result.seconds)
+            notify(on_event, {"event": "stage", "stage": st.name, "status": "done", "seconds": result.seconds})
+        if st.fetches and files is not None and not recorded:
+            # what fetch downloaded is there now: the later stages hash the files as they are after it
+            data = record["inputs"] = files.identities()
+            new_fps, new_chain = _fingerprints(stages, cfg, data)
+            for later in stages[index + 1:]:
+                fps[later.name], chain[later.name] = new_fps[later.name], new_chain[later.name]
+        _write_run_json(run_dir, cfg, results, fps, **record)
     return RunResult(run_dir, results)
 
 
@@ -269,9 +324,9 @@ def _stage_emitter(on_event: EventHook | None, stage: str) -> EventHook:
 
 
 def _run_one(st: Stage, cfg: Config, paths: Paths, fp: str, done: Path, inputs: dict[str, Path], fresh: bool,
-             emit: EventHook) -> StageResult:
+             emit: EventHook, data: DataIds, run_dir: Path) -> StageResult:
     with stage_lock(done):
-        return _run_locked(st, cfg, paths, fp, done, inputs, fresh, emit)
+        return _run_locked(st, cfg, paths, fp, done, inputs, fresh, emit, data, run_dir)
 
 
 @contextlib.contextmanager
@@ -315,13 +370,13 @@ def _alive(pid: int) -> bool:
 
 
 def _run_locked(st: Stage, cfg: Config, paths: Paths, fp: str, done: Path, inputs: dict[str, Path],
-                fresh: bool, emit: EventHook) -> StageResult:
+                fresh: bool, emit: EventHook, data: DataIds, run_dir: Path | None = None) -> StageResult:
     partial = done.with_name(done.name + ".partial")
     if fresh and partial.exists():
         shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
     ctx = StageContext(cfg=cfg, paths=paths, stage=st.name, out=partial, inputs=inputs, fingerprint=fp,
-                       emit=emit)
+                       emit=emit, run_dir=run_dir)
     started = time.time()
     summary = st.fn(ctx) or {}
     seconds = time.time() - started
@@ -333,6 +388,7 @@ def _run_locked(st: Stage, cfg: Config, paths: Paths, fp: str, done: Path, input
         "preset": cfg.preset,
         "config": {key: section(cfg, key) for key in st.reads},
         "inputs": {name: {"fingerprint": store_path.name, "path": str(store_path)} for name, store_path in inputs.items()},
+        "data": data,  # the identities of the input files it read (see inputs.py)
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "seconds": round(seconds, 3),
         "summary": summary,
@@ -341,14 +397,19 @@ def _run_locked(st: Stage, cfg: Config, paths: Paths, fp: str, done: Path, input
     }
     write_json(partial / META, meta)
     aside = done.with_name(done.name + ".old")
-    if done.exists():
-        if aside.exists():
-            shutil.rmtree(aside)
+    if done.exists() or done.is_symlink():  # a symlink: a store folder adopted from an older version
+        _remove(aside)
         os.replace(done, aside)
     os.replace(partial, done)
-    if aside.exists():
-        shutil.rmtree(aside)
+    _remove(aside)
     return StageResult(st.name, "ran", fp, done, seconds=seconds, summary=summary)
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
 
 
 def _read_summary(done: Path) -> dict[str, Any]:
@@ -376,12 +437,16 @@ def _link(run_dir: Path, index: int, name: str, target: Path) -> None:
         link.with_suffix(".path").write_text(str(target), encoding="utf-8")
 
 
-def _write_run_json(run_dir: Path, cfg: Config, results: list[StageResult], fps: dict[str, str]) -> None:
+def _write_run_json(run_dir: Path, cfg: Config, results: list[StageResult], fps: dict[str, str], *,
+                    inputs: DataIds | None = None, invocation: dict[str, Any] | None = None) -> None:
     """run.json: every stage the run folder has reached with the current fingerprints (this invocation's
-    results over earlier ones, in stage order), so a stage's output is found by name (`runfolder.RunFolder`)."""
+    results over earlier ones, in stage order), so a stage's output is found by name (`runfolder.RunFolder`);
+    the input files' identities the fingerprints were made with, and how the run was started."""
     entries: dict[str, dict[str, Any]] = {}
+    previous: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        entries = {e["name"]: e for e in json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["stages"]}
+        previous = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        entries = {e["name"]: e for e in previous["stages"]}
     for r in results:
         entries[r.name] = {"name": r.name, "status": r.status, "fingerprint": r.fingerprint[:12], "path": str(r.path),
                            "seconds": round(r.seconds, 3), **({"error": r.error} if r.error else {})}
@@ -391,6 +456,8 @@ def _write_run_json(run_dir: Path, cfg: Config, results: list[StageResult], fps:
         "source_file": cfg.source_file,
         "stages": [entries[n] for n, fp in fps.items() if n in entries and entries[n]["fingerprint"] == fp[:12]],
         "environment": environment(),
+        **({"inputs": inputs} if inputs is not None else {}),
+        "invocation": invocation if invocation is not None else previous.get("invocation"),
     })
 
 

@@ -45,15 +45,17 @@ def _system_key(system: str) -> tuple[float, str]:
 
 
 def _grid(records: list[dict], references: list[dict], metric_by_task: dict[str, str],
-          unavailable: dict[str, str]) -> tuple[list[str], list[list[str]], list[str]]:
+          unavailable: dict[str, str], run_notes: list[str]) -> tuple[list[str], list[list[str]], list[str]]:
     """Header, rows of cells, footnotes."""
-    return grid_from_aggregate(aggregate(records), references, metric_by_task, unavailable)
+    return grid_from_aggregate(aggregate(records), references, metric_by_task, unavailable, run_notes)
 
 
 def grid_from_aggregate(agg: list[dict], references: list[dict], metric_by_task: dict[str, str],
-                        unavailable: dict[str, str]) -> tuple[list[str], list[list[str]], list[str]]:
+                        unavailable: dict[str, str], run_notes: list[str] = ()
+                        ) -> tuple[list[str], list[list[str]], list[str]]:
     """Header, rows of cells, footnotes from aggregated rows (`aggregate`'s output, or a results.json's
-    "aggregate" when its per-seed records are not kept)."""
+    "aggregate" when its per-seed records are not kept). `run_notes`: what the run skipped, dropped,
+    truncated or could not get (notes.py), the last footnotes."""
     tasks = list(metric_by_task) + sorted({r["task"] for r in agg} - set(metric_by_task))
     systems = sorted({r["system"] for r in agg}, key=_system_key)
     cell = {(r["task"], r["system"]): r for r in agg}
@@ -93,6 +95,7 @@ def grid_from_aggregate(agg: list[dict], references: list[dict], metric_by_task:
         note = next((r["note"] for r in agg if r["task"] == t and r.get("note")), "")
         if note:
             notes.append(f"{t}: {note}")
+    notes += list(run_notes)
     return header, rows, notes
 
 
@@ -107,11 +110,14 @@ def markdown_body(header: dict[str, str], cols: list[str], rows: list[list[str]]
 
 def write_tables(records: list[dict], references: list[dict], out_dir: Path, *, title: str,
                  metric_by_task: dict[str, str], header: dict[str, str], unavailable: dict[str, str] | None = None,
-                 stem: str = "results") -> dict[str, Path]:
-    """Write <stem>.md, .csv, .json and .tex; cells are 'mean ± std (seeds)' in percent of each task's metric."""
+                 run_notes: list[str] | None = None, stem: str = "results") -> dict[str, Path]:
+    """Write <stem>.md, .csv, .json and .tex; cells are 'mean ± std (seeds)' in percent of each task's metric.
+
+    `run_notes` (what the run skipped, dropped, truncated or could not get) end the footnotes."""
     out_dir = Path(out_dir)
     unavailable = unavailable or {}
-    cols, rows, notes = _grid(records, references, metric_by_task, unavailable)
+    run_notes = list(run_notes or [])
+    cols, rows, notes = _grid(records, references, metric_by_task, unavailable, run_notes)
     paths = {k: out_dir / f"{stem}.{k}" for k in ("md", "csv", "json", "tex")}
 
     md = [f"## {title}", ""] + markdown_body(header, cols, rows, notes)
@@ -127,7 +133,7 @@ def write_tables(records: list[dict], references: list[dict], out_dir: Path, *, 
 
     write_json(paths["json"], {"title": title, "header": header, "metric_by_task": metric_by_task,
                                "aggregate": aggregate(records), "references": references, "unavailable": unavailable,
-                               "records": records})
+                               "run_notes": run_notes, "records": records})
 
     def tex(s: str) -> str:
         return s.replace("\\", "\\textbackslash{}").replace("&", "\\&").replace("%", "\\%").replace("_", "\\_").replace(

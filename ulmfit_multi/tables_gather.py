@@ -12,6 +12,7 @@ def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -
     """Read evaluate + baselines records and references from each run folder; write MD/CSV/JSON/LaTeX.
 
     A run with only its baselines finished contributes those rows."""
+    from .notes import notes_of_run
     from .stages import environment
     from .tables import write_tables
 
@@ -20,6 +21,7 @@ def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -
     metric_by_task: dict[str, str] = {}
     presets, hardware, commits = [], [], []
     unavailable: dict[str, str] = {}
+    notes: list[str] = []
     for path in runs:
         run = RunFolder(path)
         cfg, run_env = run.config_data(), run.environment()
@@ -31,7 +33,9 @@ def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -
             records += stage_recs
         hardware.append(f"{run_env.get('cuda') or 'CPU'}, {run_env.get('cpu_count', '?')} cores")
         commits.append(f"ulmfit_multi {run_env.get('ulmfit_multi', '?')} ({run_env.get('git_commit') or 'no git'})")
-        unavailable.update(_unavailable_tasks(run, cfg))
+        gone = _unavailable_tasks(run, cfg)
+        unavailable.update(gone)
+        notes += [f"{presets[-1]}: {n}" for n in notes_of_run(run.path, except_tasks=set(gone))]
         references += [{k: r[k] for k in ("task", "system", "metric", "value", "cite")} for r in cfg.get("reference", [])]
         metric_by_task.update({t["name"]: t["metric"] for t in cfg.get("tasks", [])})
     env = environment()
@@ -44,7 +48,7 @@ def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -
     }
     unavailable = {t: why for t, why in unavailable.items() if not any(r["task"] == t for r in records)}
     return write_tables(records, references, out, title=title, metric_by_task=metric_by_task, header=header,
-                        unavailable=unavailable)
+                        unavailable=unavailable, run_notes=list(dict.fromkeys(notes)))
 
 
 def _unavailable_tasks(run: RunFolder, cfg: dict) -> dict[str, str]:

@@ -109,6 +109,21 @@ def _evaluate_classifier(model: Classifier, batches: ClassifierBatches, device: 
     return loss / n, acc, (float(score(y_all, p_all)) if score is not None and len(y_all) else acc)
 
 
+def encoder_ar_tar(outputs: Tensor, mask: Tensor, alpha: float, beta: float) -> Tensor:
+    """AR (`alpha` x mean squared output) and TAR (`beta` x mean squared change between consecutive outputs)
+    on the classifier encoder's outputs (bs, L, emb), over real tokens only (`mask` True), as fastai's
+    `rnn_cbs` adds them to a text classifier's loss; 0 when both are 0."""
+    reg = outputs.new_zeros((), dtype=torch.float32)
+    if alpha:
+        m = mask.unsqueeze(-1).float()
+        reg = reg + alpha * (outputs.float().pow(2) * m).sum() / (m.sum() * outputs.size(-1)).clamp(min=1)
+    if beta and outputs.size(1) > 1:
+        pair = (mask[:, 1:] & mask[:, :-1]).unsqueeze(-1).float()
+        diff = (outputs[:, 1:] - outputs[:, :-1]).float().pow(2) * pair
+        reg = reg + beta * diff.sum() / (pair.sum() * outputs.size(-1)).clamp(min=1)
+    return reg
+
+
 def train_classifier(
     model: Classifier,
     train: ClassifierBatches,
@@ -184,8 +199,9 @@ def train_classifier(
             if x.size(0) > 1:  # BatchNorm needs 2+ rows in training; a lone last row is skipped
                 x, lengths, y = x.to(device), lengths.to(device), y.to(device)
                 with autocast(device, bf16):
-                    logits = model(x, lengths).float()
-                loss = F.cross_entropy(logits, y, weight=weight)
+                    outputs, mask = model.encoder(x, lengths)
+                    logits = model.head(outputs, mask).float()
+                loss = F.cross_entropy(logits, y, weight=weight) + encoder_ar_tar(outputs, mask, cfg.alpha, cfg.beta)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_([p for g in groups for p in g if p.requires_grad], cfg.clip)

@@ -74,16 +74,18 @@ def test_options(tmp_path):
     assert all(src["documents_read"] == 1 for src in s["sources"].values())
 
 
-def test_truncated_source(tmp_path):
+def test_truncated_source(tmp_path, caplog):
     pages = [page(f"लेख {i}", MR1.replace("मुंबई", f"मुंबई {i}"), page_id=i + 1) for i in range(5)]
     full = write_dump(tmp_path / "t.xml.bz2", pages, multistream=True)
     full.write_bytes(full.read_bytes()[:-30])
     spec = [(Source(name="cut", format="mediawiki-xml"), full)]
-    with pytest.raises(DataError, match="truncated"):
+    with pytest.raises(DataError, match=r"truncated.*set corpus\.keep_truncated = true"):
         build_corpus(spec, tmp_path / "x", lang="mr", normalizer_lang="mr", progress=False, workers=1)
-    s = build_corpus(spec, tmp_path / "y", lang="mr", normalizer_lang="mr", progress=False, workers=1,
-                     keep_truncated=True)
+    with caplog.at_level("WARNING"):
+        s = build_corpus(spec, tmp_path / "y", lang="mr", normalizer_lang="mr", progress=False, workers=1,
+                         keep_truncated=True)
     assert s["truncated"] is True and s["sources"]["cut"]["documents_read"] == 5
+    assert "cut: " in caplog.text and "is truncated; its 5 documents before the cut were kept" in caplog.text
 
 
 def test_iter_documents_and_bad_format(tmp_path):

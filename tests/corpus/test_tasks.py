@@ -284,6 +284,35 @@ def test_invalid_utf8_names_the_line_and_bom_is_dropped(tmp_path):
     assert len(load_task(spec, _resolver(tmp_path)).splits["train"].texts) == 3000
 
 
+def test_encoding_per_task(tmp_path):
+    (tmp_path / "a.csv").write_bytes("tweet,label\ncafé crème,1\n".encode("cp1252"))
+    spec = Task(name="t", text="tweet", labels=MR_LABELS, splits={"train": "a.csv"})
+    with pytest.raises(DataError, match=r"a\.csv: line 2: invalid UTF-8 at byte \d+ .*encoding"):
+        load_task(spec, _resolver(tmp_path))
+    spec.encoding = "cp1252"
+    assert load_task(spec, _resolver(tmp_path)).splits["train"].texts == ["café crème"]
+    (tmp_path / "b.csv").write_bytes("tweet,label\nदोन,0\n".encode("utf-16"))  # its BOM says the byte order
+    spec = Task(name="t", text="tweet", labels=MR_LABELS, splits={"train": "b.csv"}, encoding="utf-16")
+    assert load_task(spec, _resolver(tmp_path)).splits["train"].texts == ["दोन"]
+
+
+def test_skip_mode_also_skips_undecodable_rows_and_keeps_line_numbers(tmp_path):
+    (tmp_path / "a.csv").write_bytes(b"tweet,label\nok,1\n\"two\nlines \xff\",0\nbad \xfe,1\nfine,-1\n")
+    spec = Task(name="t", text="tweet", labels=MR_LABELS, splits={"train": "a.csv"}, on_bad_row="skip")
+    split = load_task(spec, _resolver(tmp_path)).splits["train"]
+    assert split.texts == ["ok", "fine"]
+    assert split.skipped_lines == [3, 5] and split.lines == [2, 6] and split.rows_read == 2
+
+
+def test_unknown_encoding_is_a_recipe_error(tmp_path):
+    from ulmfit_multi.errors import RecipeError
+
+    _write(tmp_path / "a.csv", "tweet,label\nx,1\n")
+    spec = Task(name="t", text="tweet", labels=MR_LABELS, splits={"train": "a.csv"}, encoding="utf-9")
+    with pytest.raises(RecipeError, match="utf-9"):
+        load_task(spec, _resolver(tmp_path))
+
+
 def test_spec_typos_raise(tmp_path):
     from ulmfit_multi.errors import RecipeError
 

@@ -155,8 +155,11 @@ def build_corpus(sources: list[tuple[Source, Path]], out_dir: Path, *, lang: str
                                    "documents": 0, "sentences": 0, "characters": 0}
                 per_source[name] = src_stats
                 raw = _iter_raw(source, path, keep_truncated, src_stats, workers)
-                if max_docs_per_source:
-                    raw = _limit(raw, max_docs_per_source)
+                cap = min((n for n in (max_docs_per_source, source.max_docs) if n), default=0)
+                if source.max_docs:  # a full dump capped by corpus.max_dump_docs (resolve.py)
+                    src_stats["max_docs"] = cap
+                if cap:
+                    raw = _limit(raw, cap)
                 tasks = ((doc.text, drop_ns) for doc, drop_ns in raw)
                 results = pool.imap(_process, tasks, chunksize=8) if pool else map(_process, tasks)
                 for sentences, doc_dropped in results:
@@ -178,6 +181,9 @@ def build_corpus(sources: list[tuple[Source, Path]], out_dir: Path, *, lang: str
                         src_stats[key] += value
                         totals[key] += value
                 src_stats.setdefault("truncated", False)
+                if src_stats["truncated"]:
+                    log.warning("%s: %s is truncated; its %d documents before the cut were kept "
+                                "(corpus.keep_truncated = true)", name, path, src_stats["documents_read"])
             shards = list(writer.paths)
     finally:
         bar.close()

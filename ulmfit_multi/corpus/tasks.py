@@ -3,9 +3,10 @@
 Quirks handled (see ../shared/data/README.md): unnamed index columns (MahaSent MR/ST), quoted
 newlines (L3CubeMahaSent), labels with trailing spaces and spaces vs underscores ("Positive ",
 "Mixed feelings" == "Mixed_feelings"), leading spaces in texts, QUOTE_NONE TSVs (FIRE), zero-width
-characters. A row that cannot be parsed, an empty text or a label outside the mapping raises a
-DataError naming the file and its physical line, unless the task says `on_bad_row = "skip"`: then
-the rows are counted and their lines recorded.
+characters. Files are read in the task's `encoding` (default UTF-8). A row that cannot be parsed or
+decoded, an empty text or a label outside the mapping raises a DataError naming the file and its
+physical line, unless the task says `on_bad_row = "skip"`: then the rows are counted and their lines
+recorded.
 
 `load_tasks(cfg, fetched)` loads a recipe's tasks; `prepare_text` is the normalization every task text
 gets before the tokenizer, in training and in prediction alike.
@@ -44,6 +45,8 @@ class Split:
     path: Path
     skipped: int = 0
     skipped_lines: list[int] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # the physical line each text starts on
+    rows_read: int = 0  # usable rows in the file, before any `data.max_task_rows` sampling
 
 
 @dataclass
@@ -76,17 +79,31 @@ def class_names(spec: Task) -> list[str]:
     return list(dict.fromkeys(spec.labels.values()))
 
 
+def _decode(data: bytes, path: Path, spec: Task) -> str:
+    """The whole file as text (task files are a few MB, and an error's offset is exact). In skip mode an
+    undecodable byte becomes a lone surrogate (surrogateescape), and the row holding it is skipped."""
+    codec = codecs.lookup(spec.encoding).name  # load_task has checked the name
+    if codec == "utf-8" and data.startswith(codecs.BOM_UTF8):
+        data = data[3:]
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as e:
+        if spec.on_bad_row == "skip":
+            return data.decode(codec, errors="surrogateescape")
+        line = data.count(b"\n", 0, e.start) + 1
+        name = "UTF-8" if codec == "utf-8" else spec.encoding
+        raise DataError(f"{path}: line {line}: invalid {name} at byte {e.start} (a task's `encoding` sets how its "
+                        f"files are read; on_bad_row = \"skip\" skips such rows)") from None
+
+
+_UNDECODABLE_RE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of an undecodable byte
+
+
 def _rows(path: Path, spec: Task) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Header and (physical line number, row) pairs of a CSV/TSV file."""
     delimiter = "\t" if spec.format == "tsv" else ","
     quoting = csv.QUOTE_NONE if spec.quoting == "none" else csv.QUOTE_MINIMAL
-    data = path.read_bytes()
-    data = data[3:] if data.startswith(codecs.BOM_UTF8) else data
-    try:
-        text = data.decode("utf-8")  # whole file: task files are a few MB, and the error offset is exact
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DataError(f"{path}: line {line}: invalid UTF-8 at byte {e.start}") from None
+    text = _decode(path.read_bytes(), path, spec)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
     try:
         try:
@@ -128,12 +145,14 @@ def load_split(path: Path, spec: Task, role: str) -> Split:
         if mapping.get(key, classes.index(name)) != classes.index(name):
             raise DataError(f"task '{spec.name}': labels {raw!r} and another key both normalize to {key!r}")
         mapping[key] = classes.index(name)
-    texts, labels, skipped_lines = [], [], []
+    texts, labels, lines, skipped_lines = [], [], [], []
     for line, row in rows:
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # a blank line; a row of empty fields (",,") is a bad row
         problem = ""
-        if len(row) != len(header):
+        if any(_UNDECODABLE_RE.search(cell) for cell in row):
+            problem = f"bytes that are not {spec.encoding}"
+        elif len(row) != len(header):
             problem = f"expected {len(header)} fields, got {len(row)}"
         else:
             text = _ZW_RE.sub("", row[text_col].strip()).replace("\r\n", "\n")  # quoted CRLF newlines
@@ -150,9 +169,11 @@ def load_split(path: Path, spec: Task, role: str) -> Split:
             raise DataError(f"{path}: line {line}: {problem}")
         texts.append(text)
         labels.append(mapping[normalize_label(row[label_col])] if labeled else -1)
+        lines.append(line)
     if not texts:
         raise DataError(f"{path}: no usable rows")
-    return Split(texts, np.asarray(labels, dtype=np.int64), path, len(skipped_lines), skipped_lines)
+    return Split(texts, np.asarray(labels, dtype=np.int64), path, len(skipped_lines), skipped_lines, lines,
+                 rows_read=len(texts))
 
 
 def load_task(spec: Task, resolve: Callable[[str], Path | None]) -> TaskData:
@@ -161,6 +182,11 @@ def load_task(spec: Task, resolve: Callable[[str], Path | None]) -> TaskData:
     for key, allowed in choices.items():
         if getattr(spec, key) not in allowed:
             raise RecipeError(f"task '{spec.name}': {key} = {getattr(spec, key)!r}, expected one of {allowed}")
+    try:
+        codecs.lookup(spec.encoding)
+    except LookupError:
+        raise RecipeError(f"task '{spec.name}': encoding = {spec.encoding!r} is not a text encoding; expected "
+                          f"one such as \"utf-8\", \"utf-16\" or \"cp1252\"") from None
     if not spec.labels:
         raise DataError(f"task '{spec.name}': no label mapping")
     splits, unavailable = {}, {}
@@ -176,16 +202,17 @@ def load_task(spec: Task, resolve: Callable[[str], Path | None]) -> TaskData:
 # ------------------------------------------------------------------ a recipe's tasks
 
 
-def prepare_text(text: str, lang: str, normalization: str = "shared") -> str:
+def prepare_text(text: str, lang: str, normalization: str = "shared", *, normalizer: str | None = None) -> str:
     """The normalization every task text gets before the tokenizer, in training and in prediction alike.
 
     "shared": `corpus.normalize.normalize_text` with the language's indic-nlp normalizer, the same steps the
     corpus text goes through; "legacy": Unicode NFC and the social-media rules only (what task text got before
-    the two were made one; kept for ablations).
+    the two were made one; kept for ablations). `normalizer`: that normalizer's language given directly (a
+    bundle records its own, "" for none) instead of read from the language spec.
     """
     if normalization == "legacy":
         return social_normalize(unicodedata.normalize("NFC", text))
-    return normalize_text(text, _normalizer_lang(lang))
+    return normalize_text(text, _normalizer_lang(lang) if normalizer is None else (normalizer or None))
 
 
 @functools.lru_cache(maxsize=None)
@@ -220,6 +247,8 @@ def subsample(split: Split, n: int) -> None:
     keep = np.sort(np.random.default_rng(0).choice(len(split.texts), size=n, replace=False))
     split.texts = [split.texts[i] for i in keep]
     split.labels = np.asarray(split.labels)[keep]
+    if split.lines:
+        split.lines = [split.lines[i] for i in keep]
 
 
 def test_sets(tasks: dict[str, TaskData]) -> dict[str, set[str]]:

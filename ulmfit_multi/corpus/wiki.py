@@ -65,6 +65,9 @@ def _drop_ns_names(namespaces: dict[int, str]) -> frozenset[str]:
     return frozenset(names)
 
 
+KEEP_HINT = "; to use the pages before the cut, set corpus.keep_truncated = true in the recipe (or --set)"
+
+
 def iter_pages(path: Path, *, keep_truncated: bool = False, stats: dict | None = None,
                info: DumpInfo | None = None, workers: int = 1) -> Iterator[Page]:
     """Every page of the dump in order, streamed; `workers` > 1 decompresses multistream bz2 in parallel.
@@ -101,7 +104,7 @@ def iter_pages(path: Path, *, keep_truncated: bool = False, stats: dict | None =
                 if keep_truncated and state.pages:
                     stats["truncated"] = True
                     return
-                raise DataError(f"{path}: truncated compressed stream {where()}: {e}") from e
+                raise DataError(f"{path}: truncated compressed stream {where()}: {e}{KEEP_HINT}") from e
             except (OSError, lzma.LZMAError) as e:
                 offset = getattr(e, "compressed_pos", offset)
                 raise DataError(f"{path}: corrupt compressed data {where()}: {e}") from e
@@ -121,7 +124,8 @@ def iter_pages(path: Path, *, keep_truncated: bool = False, stats: dict | None =
                     if keep_truncated and state.pages:
                         stats["truncated"] = True
                         return
-                    raise DataError(f"{path}: truncated XML (ends inside an element, line {line}) {where()}") from e
+                    raise DataError(f"{path}: truncated XML (ends inside an element, line {line}) {where()}"
+                                    f"{KEEP_HINT}") from e
                 if not state.started:
                     raise DataError(f"{path}: empty or not XML (line {line}, column {col}), "
                                     f"not a MediaWiki export") from e
