@@ -4,6 +4,7 @@ Usage:
     python bench/bench_lm.py                      # CPU, vocab 8000, emb 256, hidden 512, 3 layers, bptt 70, bs 32
     python bench/bench_lm.py --device cuda --steps 50 --threads 0
     python bench/bench_lm.py --impls ulmfit_multi,nn_lstm --json out.json
+    python bench/bench_lm.py --precision fp32,bf16   # every implementation at both (bf16: CPU or CUDA autocast)
 
 The benchmark itself is `ulmfit_multi.bench.bench_lm` (also `ulmfit-multi bench lm`); this script adds
 fastai's AWD_LSTM as an optional third implementation (skipped when fastai is not installed).
@@ -51,13 +52,17 @@ def main(argv: list[str] | None = None) -> dict:
         ap.add_argument(f"--{name}", type=int, default=default)
     ap.add_argument("--weight-p", type=float, default=0.2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="cuda-bf16",
+                    help="comma-separated: fp32, bf16, auto (bf16 on CUDA and on CPUs with native bf16), "
+                         "cuda-bf16 (bf16 on CUDA only; the default)")
     ap.add_argument("--impls", default=",".join(IMPLS), help="comma-separated subset of " + ",".join(IMPLS))
     ap.add_argument("--no-isolate", action="store_true", help="run every impl in this process")
     ap.add_argument("--json", type=Path, help="also write the results here")
     a = ap.parse_args(argv)
     out = bench_lm(a.vocab, a.emb, a.hidden, a.layers, a.bptt, a.bs, a.steps, a.device, a.weight_p, a.warmup,
                    a.threads, tuple(a.impls.split(",")), not a.no_isolate,
-                   builders={**BUILDERS, "fastai": build_fastai})
+                   builders={**BUILDERS, "fastai": build_fastai},
+                   precisions=tuple(p.strip() for p in a.precision.split(",") if p.strip()))
     if a.json:
         from ulmfit_multi.atomic import write_json
 

@@ -333,9 +333,15 @@ def test_bench_lm_runs_the_package_benchmark():
         result = invoke("bench", "lm", "--emb", "64", "--hidden", "128", "--steps", "5", "--impls", "nn_lstm")
     assert result.exit_code == 0, result.output
     assert bench.call_args.kwargs == {"vocab": 8000, "emb": 64, "hidden": 128, "layers": 3, "bptt": 70, "bs": 32,
-                                      "steps": 5, "device": "cpu", "warmup": 3, "threads": 2, "impls": ("nn_lstm",)}
+                                      "steps": 5, "device": "cpu", "warmup": 3, "threads": 2, "impls": ("nn_lstm",),
+                                      "precisions": ("cuda-bf16",)}
+    with mock.patch("ulmfit_multi.bench.bench_lm") as bench:
+        assert invoke("bench", "lm", "--precision", "fp32,bf16").exit_code == 0
+    assert bench.call_args.kwargs["precisions"] == ("fp32", "bf16")
     bad = invoke("bench", "lm", "--impls", "fastai")
     assert bad.exit_code == 2 and "unknown implementation" in bad.output
+    bad = invoke("bench", "lm", "--precision", "fp32,fp16")
+    assert bad.exit_code == 2 and "unknown precision(s) fp16" in bad.output
 
 
 def test_a_run_without_a_table_ends_with_its_notes(tmp_path, no_mirror_env):

@@ -53,7 +53,7 @@ RANK_SCRIPT = textwrap.dedent('''
 
     code = 0
     try:
-        train_lm(model, stream, None, LMSection(**{train!r}), out, progress=False, bf16=False, on_step=hook,
+        train_lm(model, stream, None, LMSection(**{train!r}), out, progress=False, precision="fp32", on_step=hook,
                  on_epoch=epoch_done)
     except SystemExit as stop:  # both ranks stop at the same step
         code = stop.code
@@ -107,7 +107,7 @@ def test_two_ranks_match_one_process(tmp_path):
     torch.manual_seed(0)
     one = tmp_path / "one"
     train_lm(build_language_model(ModelSection(**MODEL), VOCAB), LMStream(tokens, 8, 10, seed=0), None,
-             LMSection(**TRAIN), one, progress=False, bf16=False)
+             LMSection(**TRAIN), one, progress=False, precision="fp32")
     two = tmp_path / "two"
     _run_ranks(tmp_path, two, world=2)
     a, b = _step_losses(one), _step_losses(two)

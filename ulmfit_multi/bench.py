@@ -2,7 +2,8 @@
 
 A step is forward + cross-entropy (+ AR/TAR for the AWD-LSTM) + backward + grad clipping + AdamW step, on
 random token ids. Each implementation runs in its own spawned process, so the peak memory is its own (peak
-RSS on CPU, torch.cuda.max_memory_allocated on GPU). On CUDA the step runs under bf16 autocast.
+RSS on CPU, torch.cuda.max_memory_allocated on GPU). Each implementation runs at every precision asked for
+(`precision.resolve_precision`: "fp32", "bf16", "auto", or the default "cuda-bf16", bf16 autocast on CUDA only).
 
 `ulmfit-multi bench lm` runs `bench_lm`; `bench/bench_lm.py` runs it too, with fastai's AWD_LSTM added as
 an optional third implementation (a builder passed in `builders`: the package itself never imports fastai).
@@ -10,6 +11,7 @@ an optional third implementation (a builder passed in `builders`: the package it
 Usage (Python):
     from ulmfit_multi.bench import bench_lm
     bench_lm(emb=256, hidden=512, device="cuda", steps=40)
+    bench_lm(emb=256, hidden=512, precisions=("fp32", "bf16"))   # results "ulmfit_multi@fp32", "ulmfit_multi@bf16", ...
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections.abc import Callable, Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .precision import autocast, cpu_has_native_bf16, resolve_precision
 
 StepLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 # (vocab, emb, hidden, layers, weight_p) -> (model, step_loss(model, x, y) -> loss); must be a module-level
@@ -81,21 +85,21 @@ BUILDERS: dict[str, Builder] = {"ulmfit_multi": build_ulmfit_multi, "nn_lstm": b
 
 
 def bench_one(builder: Builder, impl: str, vocab: int, emb: int, hidden: int, layers: int, bptt: int, bs: int,
-              steps: int, warmup: int, device: str, weight_p: float, threads: int) -> dict:
-    """Time `steps` training steps of one implementation (after `warmup` steps), in this process."""
+              steps: int, warmup: int, device: str, weight_p: float, threads: int, precision: str = "cuda-bf16") -> dict:
+    """Time `steps` training steps of one implementation (after `warmup` steps) at `precision`, in this process."""
     if threads > 0:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
     try:
         model, step_loss = builder(vocab, emb, hidden, layers, weight_p)
     except ImportError as e:  # an optional implementation that is not installed
-        return dict(impl=impl, skipped=f"{type(e).__name__}: {e}")
+        return dict(impl=impl, precision=precision, skipped=f"{type(e).__name__}: {e}")
     model.to(device).train()
     if hasattr(model, "reset"):  # fastai keeps its LSTM state in tensors made at construction, on the CPU
         model.reset()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.7, 0.99), weight_decay=0.01)
     cuda = device.startswith("cuda")
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+    asked, precision = precision, resolve_precision(precision, device)
     data = torch.randint(1, vocab, (warmup + steps, bs, bptt + 1), device=device)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -107,7 +111,7 @@ def bench_one(builder: Builder, impl: str, vocab: int, emb: int, hidden: int, la
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
         x, y = data[i, :, :-1], data[i, :, 1:]
-        with amp:
+        with autocast(device, precision):
             loss = step_loss(model, x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -118,45 +122,53 @@ def bench_one(builder: Builder, impl: str, vocab: int, emb: int, hidden: int, la
     seconds = time.perf_counter() - t0
     peak_mb = (torch.cuda.max_memory_allocated() / 2**20 if cuda
                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    return dict(impl=impl, tokens_per_second=bs * bptt * steps / seconds, seconds=seconds, steps=steps,
+    return dict(impl=impl, precision=precision, precision_asked=asked, tokens_per_second=bs * bptt * steps / seconds, seconds=seconds, steps=steps,
                 peak_memory_mb=peak_mb, memory_kind="cuda max_memory_allocated" if cuda else "peak RSS",
                 params=sum(p.numel() for p in model.parameters()), final_loss=loss.item())
 
 
 def format_result(r: dict) -> str:
     """One line for one implementation's result (or why it was skipped)."""
+    asked, ran = r.get("precision_asked", ""), r.get("precision", "")
+    name = f"{r['impl']:>14} {ran if asked in ('', ran) else f'{asked}={ran}':>14}"
     if "skipped" in r:
-        return f"{r['impl']:>14}: skipped ({r['skipped']})"
-    return (f"{r['impl']:>14}: {r['tokens_per_second']:>10,.0f} tok/s   {r['peak_memory_mb']:>8,.0f} MB "
+        return f"{name}: skipped ({r['skipped']})"
+    return (f"{name}: {r['tokens_per_second']:>10,.0f} tok/s   {r['peak_memory_mb']:>8,.0f} MB "
             f"{r['memory_kind']}   ({r['steps']} steps in {r['seconds']:.1f}s)")
 
 
 def bench_lm(vocab: int = 8000, emb: int = 256, hidden: int = 512, layers: int = 3, bptt: int = 70, bs: int = 32,
              steps: int = 20, device: str = "cpu", weight_p: float = 0.2, warmup: int = 3, threads: int = 2,
              impls: tuple[str, ...] = tuple(BUILDERS), isolate: bool = True, verbose: bool = True,
-             builders: Mapping[str, Builder] | None = None) -> dict:
-    """Benchmark LM training tokens/s and peak memory of each implementation in `impls`.
+             builders: Mapping[str, Builder] | None = None, precisions: tuple[str, ...] = ("cuda-bf16",)) -> dict:
+    """Benchmark LM training tokens/s and peak memory of each implementation in `impls` at each of `precisions`.
 
     `builders` maps implementation names to builders (default: `BUILDERS`, ours and the plain LSTM); with
-    `isolate` each runs in its own spawned process. Returns {"config": {...}, "results": {impl: result}}.
+    `isolate` each runs in its own spawned process. Returns {"config": {...}, "results": {key: result}}, the
+    key the implementation's name, or with several precisions "<impl>@<precision as given>"; each result
+    says the resolved precision ("fp32" / "bf16") it ran at.
     """
     builders = dict(BUILDERS if builders is None else builders)
     unknown = [i for i in impls if i not in builders]
     if unknown:
         raise ValueError(f"unknown implementation(s) {', '.join(unknown)}; known: {', '.join(builders)}")
+    for p in precisions:
+        resolve_precision(p, device)  # ValueError on an unknown one, before anything runs
     args = (vocab, emb, hidden, layers, bptt, bs, steps, warmup, device, weight_p, threads)
     results = {}
-    for impl in impls:
-        if isolate:  # own process: a clean peak RSS, no allocator state shared with the previous impl
-            ctx = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as ex:
-                r = ex.submit(bench_one, builders[impl], impl, *args).result()
-        else:
-            r = bench_one(builders[impl], impl, *args)
-        results[impl] = r
-        if verbose:
-            print(format_result(r), flush=True)
+    for precision in precisions:
+        for impl in impls:
+            if isolate:  # own process: a clean peak RSS, no allocator state shared with the previous impl
+                ctx = multiprocessing.get_context("spawn")
+                with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as ex:
+                    r = ex.submit(bench_one, builders[impl], impl, *args, precision).result()
+            else:
+                r = bench_one(builders[impl], impl, *args, precision)
+            results[impl if len(precisions) == 1 else f"{impl}@{precision}"] = r
+            if verbose:
+                print(format_result(r), flush=True)
     return dict(config=dict(vocab=vocab, emb=emb, hidden=hidden, layers=layers, bptt=bptt, bs=bs, steps=steps,
                             warmup=warmup, device=device, weight_p=weight_p, threads=threads,
+                            precisions=list(precisions), cpu_native_bf16=cpu_has_native_bf16(),
                             torch=torch.__version__),
                 results=results)

@@ -466,17 +466,20 @@ def bench_lm_cmd(
     steps: int = 20, device: str = "cpu", warmup: int = 3, threads: int = 2,
     impls: Annotated[str, typer.Option(help="Comma-separated: ulmfit_multi, nn_lstm (fastai's AWD_LSTM too: "
                                             "python bench/bench_lm.py).")] = "ulmfit_multi,nn_lstm",
+    precision: Annotated[str, typer.Option(help="Comma-separated, each impl at each: fp32, bf16, auto (bf16 on CUDA "
+                                                "and CPUs with native bf16), cuda-bf16 (bf16 on CUDA only).")] = "cuda-bf16",
 ) -> None:
     """LM training tokens/s (forward, backward, optimizer) and peak memory vs a plain nn.LSTM stack."""
     from .bench import BUILDERS, bench_lm
+    from .precision import PRECISIONS
 
-    chosen = tuple(i.strip() for i in impls.split(",") if i.strip())
-    unknown = [i for i in chosen if i not in BUILDERS]
-    if unknown:
-        raise typer.BadParameter(f"unknown implementation(s) {', '.join(unknown)}; known: {', '.join(BUILDERS)}",
-                                 param_hint="--impls")
+    chosen, precs = (tuple(i.strip() for i in v.split(",") if i.strip()) for v in (impls, precision))
+    for given, known, what in ((chosen, BUILDERS, "implementation"), (precs, PRECISIONS, "precision")):
+        if unknown := [i for i in given if i not in known]:
+            raise typer.BadParameter(f"unknown {what}(s) {', '.join(unknown)}; known: {', '.join(known)}",
+                                     param_hint="--impls" if what == "implementation" else "--precision")
     bench_lm(vocab=vocab, emb=emb, hidden=hidden, layers=layers, bptt=bptt, bs=bs, steps=steps, device=device,
-             warmup=warmup, threads=threads, impls=chosen)
+             warmup=warmup, threads=threads, impls=chosen, precisions=precs)
 
 
 def main() -> None:

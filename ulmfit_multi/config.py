@@ -19,6 +19,7 @@ from typing import Any
 
 from .errors import RecipeError
 from .langs import load_lang
+from .precision import PRECISIONS
 from .pretrained_ref import PretrainedLM, check_pretrained, path_near
 from .resources import RECIPES_DIR, list_recipes, recipe_path, recipe_sources  # noqa: F401 (the recipe lookup: API)
 from .schema import TOML_KEY, as_data, deep_merge, from_dict, parse_override, read_toml, suggest, to_toml  # noqa: F401 (to_toml: API)
@@ -156,6 +157,7 @@ class ModelSection:
     weight_p: float = added_later(0.2)  # DropConnect on the hidden-to-hidden LSTM weights
     hidden_p: float = added_later(0.15)  # between LSTM layers
     output_p: float = added_later(0.1)  # on the last LSTM output, before the decoder / pooling head
+    precision: str = added_later("cuda-bf16")  # "cuda-bf16" | "auto" | "fp32" | "bf16" (precision.py)
 
 
 DROPOUTS = ("embed_p", "input_p", "weight_p", "hidden_p", "output_p")
@@ -419,6 +421,7 @@ def _check_values(cfg: Config, path: Path) -> None:
         if ref.task not in names:
             raise RecipeError(f"{path}: reference '{ref.system}' names unknown task '{ref.task}'")
     one_of(cfg.runtime.device, ("auto", "cpu", "cuda"), "runtime.device")
+    one_of(cfg.model.precision, PRECISIONS, "model.precision")
     for name in cfg.evaluate.baselines:
         one_of(name, ("majority", "tfidf-lr", "fasttext"), "evaluate.baselines")
     for name in cfg.evaluate.fuse_with:

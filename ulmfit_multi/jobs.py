@@ -15,6 +15,7 @@ import numpy as np
 
 from .builders import build_lm, build_task_classifier, classifier_batches, classifier_train_valid
 from .config import Config
+from .precision import resolve_precision
 
 EpochHook = Callable[[dict[str, Any]], None]
 
@@ -38,7 +39,8 @@ def pretrain_direction(cfg: Config, encode_dir: str | Path, direction: str, out:
                      world_size=world_size)
     valid = LMStream(valid_tokens, p.batch_size, cfg.model.bptt, backwards=backwards, seed=0,
                      vary_bptt=False, shuffle_offset=False) if len(valid_tokens) > p.batch_size * 8 else None
-    return train_lm(model, train, valid, p, Path(out), device=device, seed=0, progress=progress, on_epoch=on_epoch)
+    return train_lm(model, train, valid, p, Path(out), device=device, seed=0, progress=progress, on_epoch=on_epoch,
+                    precision=resolve_precision(cfg.model.precision, device))
 
 
 def finetune_direction(cfg: Config, tokens: np.ndarray, vocab_size: int, pretrained: Path, direction: str,
@@ -67,7 +69,8 @@ def finetune_direction(cfg: Config, tokens: np.ndarray, vocab_size: int, pretrai
                      doc_offsets=train_docs)
     valid = LMStream(tokens[-n_valid:], min(f.batch_size, 8), cfg.model.bptt, backwards=backwards, seed=0,
                      vary_bptt=False, shuffle_offset=False) if n_valid > 8 * 16 else None
-    return train_lm(model, train, valid, f, out, device=device, seed=0, progress=progress, on_epoch=on_epoch)
+    return train_lm(model, train, valid, f, out, device=device, seed=0, progress=progress, on_epoch=on_epoch,
+                    precision=resolve_precision(cfg.model.precision, device))
 
 
 def train_one_classifier(cfg: Config, task_dir: Path, encode_dir: Path, lm_path: Path, direction: str, seed: int,
@@ -80,15 +83,16 @@ def train_one_classifier(cfg: Config, task_dir: Path, encode_dir: Path, lm_path:
     from .train_classifier import predict_proba, train_classifier
 
     c = cfg.classifier
+    precision = resolve_precision(cfg.model.precision, device)
     backwards = direction == "bwd"
     torch.manual_seed(seed)
     model = build_task_classifier(cfg, task_dir, n_classes, lm_path)
     train, valid = classifier_train_valid(cfg, task_dir, encode_dir, seed=seed, backwards=backwards)
     result = train_classifier(model, train, valid, c, out, n_classes=n_classes, device=device, seed=seed,
-                              progress=progress, score=score, on_epoch=on_epoch)
+                              progress=progress, score=score, on_epoch=on_epoch, precision=precision)
     for role in ("valid", "test"):
         if (task_dir / role).exists():
             batches = classifier_batches(task_dir, role, c.batch_size * 2, shuffle=False, seed=seed,
                                          backwards=backwards, max_len=c.max_len)
-            np.save(out / f"proba_{role}.npy", predict_proba(model, batches, device=device))
+            np.save(out / f"proba_{role}.npy", predict_proba(model, batches, device=device, precision=precision))
     return result

@@ -161,7 +161,8 @@ class AWDLSTM(nn.Module):
         out = self.input_dp(self.encoder_dp(x))  # (bs, T, emb)
         raw_outputs, outputs, new_hidden = [], [], []
         # Under CUDA autocast the fused LSTM would run in float16 (even when bf16 is asked for), and
-        # fp16 without loss scaling underflows; the LSTMs run in fp32, the embedding and decoder in bf16.
+        # fp16 without loss scaling underflows; the LSTMs run in fp32, the decoder in bf16. CPU autocast runs
+        # the fused LSTM (oneDNN's mkldnn_rnn_layer) in bf16 too.
         no_amp = torch.autocast("cuda", enabled=False) if x.is_cuda and torch.is_autocast_enabled("cuda") else contextlib.nullcontext()
         out = out.float()
         for i, (rnn, hid_dp) in enumerate(zip(self.rnns, self.hidden_dps)):
@@ -172,8 +173,9 @@ class AWDLSTM(nn.Module):
             if i != len(self.rnns) - 1:
                 out = hid_dp(out)
             outputs.append(out)
-        # truncated BPTT: the next call starts from this state but does not backprop into it
-        self.hidden = [(h.detach(), c.detach()) for h, c in new_hidden]
+        # truncated BPTT: the next call starts from this state but does not backprop into it; kept in fp32
+        # (CPU bf16 autocast runs the fused LSTM in bf16 and returns its state in bf16)
+        self.hidden = [(h.detach().float(), c.detach().float()) for h, c in new_hidden]
         return out, raw_outputs, outputs
 
 

@@ -16,7 +16,6 @@ and loss accumulators are restored).
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import logging
@@ -36,6 +35,7 @@ from tqdm.auto import tqdm
 from .atomic import atomic_write, save_torch
 from .config import LMSection
 from .model import LanguageModel, LMOutput, lm_layer_groups
+from .precision import autocast, resolve_precision
 from .schedule import discriminative_lrs, stlr
 
 log = logging.getLogger(__name__)
@@ -54,13 +54,6 @@ class LMStream(Protocol):
 
 # ---------------------------------------------------------------------------------------------
 # Shared helpers
-
-
-def autocast(device: str, enabled: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when `enabled`; a no-op context elsewhere."""
-    if enabled and device.startswith("cuda"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def seed_all(seed: int) -> None:
@@ -196,8 +189,10 @@ def ar_tar(out: LMOutput, alpha: float, beta: float) -> Tensor:
 
 
 @torch.no_grad()
-def evaluate_lm(model: LanguageModel, stream: LMStream, *, device: str = "cpu", max_batches: int = 0, bf16: bool = True) -> float:
-    """Mean per-token cross-entropy over the stream (epoch 0), hidden state carried across batches."""
+def evaluate_lm(model: LanguageModel, stream: LMStream, *, device: str = "cpu", max_batches: int = 0,
+                precision: str = "cuda-bf16") -> float:
+    """Mean per-token cross-entropy over the stream (epoch 0), hidden state carried across batches; the
+    forward pass at `precision` (`precision.resolve_precision`), the loss in fp32."""
     was_training = model.training
     model.eval()
     model.reset()
@@ -207,7 +202,7 @@ def evaluate_lm(model: LanguageModel, stream: LMStream, *, device: str = "cpu", 
         batches = itertools.islice(batches, max_batches)
     for x, y in batches:
         x, y = x.to(device), y.to(device)
-        with autocast(device, bf16):
+        with autocast(device, precision):
             logits = model(x).logits
         total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
         n_tok += y.numel()
@@ -226,7 +221,7 @@ def train_lm(
     device: str = "cpu",
     seed: int = 0,
     progress: bool = True,
-    bf16: bool = True,
+    precision: str = "cuda-bf16",
     on_step: StepHook | None = None,
     on_epoch: EpochHook | None = None,
 ) -> dict:
@@ -236,7 +231,8 @@ def train_lm(
     alpha/beta (AR/TAR), betas, cut_frac/ratio (STLR), discriminative with lr_decay (group k below the top
     at lr / lr_decay**k), max_batches_per_epoch, checkpoint_minutes and keep_best (model.pt is the epoch of
     lowest valid loss); its batch_size is the streams'. The lr is scaled by each batch's seq_len / `train.bptt`.
-    `bf16`: autocast to bfloat16 on CUDA (no effect on CPU).
+    `precision`: a `model.precision` value (`precision.resolve_precision`: bf16 autocast or none; the default,
+    bf16 on CUDA only); the resolved "fp32" / "bf16" is in the summary and the epoch records.
     Resumes from out_dir/ckpt/last.pt when present. `on_step(info)` runs after every step (and after its
     checkpoint, if one was due); raising there interrupts training (tests). `on_epoch(record)` runs after
     each finished epoch (and its checkpoint), on rank 0 only under data-parallel training, with a copy of
@@ -244,6 +240,7 @@ def train_lm(
     lr) plus epochs_total. Returns a summary dict.
     """
     rank, world = _dist_rank_world()
+    precision = resolve_precision(precision, device)
     run = TrainRun(out_dir, cfg.checkpoint_minutes, writer=rank == 0)
     model.to(device)
     groups = lm_layer_groups(model)
@@ -298,7 +295,7 @@ def train_lm(
             for g, lr in zip(opt.param_groups, base_lrs):
                 g["lr"] = lr * scale
             lr_now = base_lrs[-1] * scale
-            with autocast(device, bf16):
+            with autocast(device, precision):
                 out = net(x)
                 loss = F.cross_entropy(out.logits.float().flatten(0, 1), y.flatten())
                 reg = ar_tar(out, cfg.alpha, cfg.beta)
@@ -333,11 +330,11 @@ def train_lm(
         bar.close()
         elapsed = time.perf_counter() - t0
         st["seconds"] += elapsed
-        valid_loss = evaluate_lm(model, valid, device=device, bf16=bf16) if valid is not None else None
+        valid_loss = evaluate_lm(model, valid, device=device, precision=precision) if valid is not None else None
         rec = dict(
             kind="epoch", epoch=epoch, step=st["step"], train_loss=st["ep_loss"] / max(st["ep_tokens"], 1),
             valid_loss=valid_loss, valid_ppl=math.exp(valid_loss) if valid_loss is not None else None,
-            tokens_per_second=tok0 / max(elapsed, 1e-9), lr=lr_now,
+            tokens_per_second=tok0 / max(elapsed, 1e-9), lr=lr_now, precision=precision,
         )  # fmt: skip
         history.append(rec)
         log.info("lm epoch %d: %s", epoch, rec)
@@ -364,4 +361,5 @@ def train_lm(
         valid_loss=kept.get("valid_loss"), valid_ppl=kept.get("valid_ppl"), train_loss=kept.get("train_loss"),
         train_tokens=st["train_tokens"], seconds=st["seconds"], tokens_per_second=st["train_tokens"] / max(st["seconds"], 1e-9),
         epochs=cfg.epochs, steps=st["step"], kept_epoch=kept.get("epoch"), last_valid_ppl=last.get("valid_ppl"),
+        precision=precision,
     )  # fmt: skip

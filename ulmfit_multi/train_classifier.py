@@ -39,13 +39,13 @@ from tqdm.auto import tqdm
 from .atomic import save_torch
 from .config import ClassifierConfig
 from .model import Classifier, classifier_layer_groups
+from .precision import autocast, resolve_precision
 from .schedule import discriminative_lrs, stage_peak_lrs, stlr, unfreeze_plan
 from .train import (
     EpochHook,
     StepHook,
     TrainRun,
     adamw,
-    autocast,
     cap_batches,
     rng_state,
     seed_all,
@@ -88,7 +88,7 @@ def _class_weights(train: ClassifierBatches, n_classes: int) -> Tensor:
 
 
 @torch.no_grad()
-def _evaluate_classifier(model: Classifier, batches: ClassifierBatches, device: str, bf16: bool, weight: Tensor | None,
+def _evaluate_classifier(model: Classifier, batches: ClassifierBatches, device: str, precision: str, weight: Tensor | None,
                          score: ScoreFn | None = None) -> tuple[float, float, float]:
     """(mean cross-entropy, accuracy, score) over labelled batches; score is `score(y, pred)` or the accuracy."""
     was_training = model.training
@@ -96,7 +96,7 @@ def _evaluate_classifier(model: Classifier, batches: ClassifierBatches, device: 
     loss, ys, preds = 0.0, [], []
     for x, lengths, y, _ in batches.batches(0):
         x, lengths, y = x.to(device), lengths.to(device), y.to(device)
-        with autocast(device, bf16):
+        with autocast(device, precision):
             logits = model(x, lengths).float()
         loss += F.cross_entropy(logits, y, weight=weight, reduction="sum").item()
         ys.append(y.cpu().numpy())
@@ -135,7 +135,7 @@ def train_classifier(
     device: str = "cpu",
     seed: int = 0,
     progress: bool = True,
-    bf16: bool = True,
+    precision: str = "cuda-bf16",
     on_step: StepHook | None = None,
     score: ScoreFn | None = None,
     on_epoch: EpochHook | None = None,
@@ -145,12 +145,13 @@ def train_classifier(
     Keeps the epoch with the best valid `score(y, pred)` (the task metric; accuracy when None; the last
     epoch without `valid`) as model.pt. `cfg` is the recipe's `classifier` section; of it the loop reads
     the training keys (its batch_size, max_len, drop_mult and subword_sampling are the batches' and the
-    model's). `bf16`: autocast to bfloat16 on CUDA (no effect on CPU).
+    model's). `precision` as in `train.train_lm` (the resolved one is in the summary and the epoch records).
     Resumes from out_dir/ckpt/last.pt; `on_step` as in `train_lm`. `on_epoch(record)` runs after each
     finished epoch (and its checkpoint) with a copy of the epoch's history record (kind, epoch, step,
     trainable_groups, train_loss, train_accuracy, valid_loss, valid_accuracy, valid_score, lr) plus
     epochs_total. Returns a summary dict.
     """
+    precision = resolve_precision(precision, device)
     run = TrainRun(out_dir, cfg.checkpoint_minutes)
     best_path = run.out_dir / "ckpt" / "best.pt"
     model.to(device)
@@ -198,7 +199,7 @@ def train_classifier(
             st["step"] += 1
             if x.size(0) > 1:  # BatchNorm needs 2+ rows in training; a lone last row is skipped
                 x, lengths, y = x.to(device), lengths.to(device), y.to(device)
-                with autocast(device, bf16):
+                with autocast(device, precision):
                     outputs, mask = model.encoder(x, lengths)
                     logits = model.head(outputs, mask).float()
                 loss = F.cross_entropy(logits, y, weight=weight) + encoder_ar_tar(outputs, mask, cfg.alpha, cfg.beta)
@@ -227,13 +228,13 @@ def train_classifier(
                 on_step(dict(epoch=epoch, batch=st["batch"], step=st["step"], optimizer=opt, model=model, groups=groups))
         bar.close()
         st["seconds"] += time.perf_counter() - t0
-        valid_loss, valid_acc, valid_score = (_evaluate_classifier(model, valid, device, bf16, weight, score)
+        valid_loss, valid_acc, valid_score = (_evaluate_classifier(model, valid, device, precision, weight, score)
                                               if valid is not None else (None, None, None))
         rec = dict(
             kind="epoch", epoch=epoch, step=st["step"], trainable_groups=n_train, train_loss=st["ep_loss"] / max(st["ep_n"], 1),
             train_accuracy=st["ep_correct"] / max(st["ep_n"], 1), valid_loss=valid_loss, valid_accuracy=valid_acc,
             valid_score=valid_score,
-            lr=opt.param_groups[-1]["lr"],
+            lr=opt.param_groups[-1]["lr"], precision=precision,
         )  # fmt: skip
         history.append(rec)
         log.info("classifier epoch %d: %s", epoch, rec)
@@ -258,19 +259,21 @@ def train_classifier(
         valid_accuracy=best.get("valid_accuracy"), valid_score=best.get("valid_score"), valid_loss=best.get("valid_loss"),
         best_epoch=st["best_epoch"],
         train_loss=best.get("train_loss"), epochs=cfg.epochs, steps=st["step"], seconds=st["seconds"],
-        train_docs=st["train_docs"], plan=plan,
+        train_docs=st["train_docs"], plan=plan, precision=precision,
     )  # fmt: skip
 
 
 @torch.no_grad()
-def predict_proba(model: Classifier, batches: ClassifierBatches, *, device: str = "cpu", bf16: bool = True) -> np.ndarray:
-    """Softmax probabilities in the ORIGINAL document order (via idx), shape (n_docs, n_classes)."""
+def predict_proba(model: Classifier, batches: ClassifierBatches, *, device: str = "cpu",
+                  precision: str = "cuda-bf16") -> np.ndarray:
+    """Softmax probabilities in the ORIGINAL document order (via idx), shape (n_docs, n_classes); the forward
+    pass at `precision` (`precision.resolve_precision`), the softmax in fp32."""
     was_training = model.training
     model.eval()
     model.to(device)
     idxs, probs = [], []
     for x, lengths, _, idx in batches.batches(0):
-        with autocast(device, bf16):
+        with autocast(device, precision):
             logits = model(x.to(device), lengths.to(device)).float()
         probs.append(logits.softmax(1).cpu())
         idxs.append(torch.as_tensor(idx).long().cpu())
