@@ -271,7 +271,7 @@ def status(
         _run_folder_status(Path(name), task or [])
         return
     from .config import load_recipe
-    from .inputs import InputFiles
+    from .inputs import InputFiles, hash_cache
     from .paths import Paths
     from .pipeline import STAGES
     from .resolve import resolve_inputs
@@ -280,7 +280,8 @@ def status(
     cfg = load_recipe(name, preset, set_ or [])
     paths = Paths.resolve(data_dir, mirror, work_dir)  # the input files are part of the fingerprints
     resolve_inputs(cfg, paths, download=False)  # a source's full or offline version, the pretrain.from bundle
-    for stage, state, fp in stage_status(STAGES, cfg, paths, InputFiles(cfg, paths).identities()):
+    identities = InputFiles(cfg, paths, hash_cache(paths, writable=False)).identities()  # status only looks
+    for stage, state, fp in stage_status(STAGES, cfg, paths, identities):
         typer.echo(f"  {stage:<12} {state:<8} {fp}")
 
 

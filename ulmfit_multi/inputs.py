@@ -72,8 +72,8 @@ def input_files(cfg: Config) -> list[InputFile]:
 class HashCache:
     """sha256 of files, remembered by (path, size, mtime_ns) in a JSON file: an unchanged file is hashed once."""
 
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
+    def __init__(self, path: Path | None, *, writable: bool = True) -> None:
+        self.path, self.writable = path, writable
         self._entries: dict[str, list] = {}
         self._dirty = False
         if path is not None and path.exists():
@@ -96,14 +96,14 @@ class HashCache:
 
     def save(self) -> None:
         """Write the cache back (atomically) if anything was hashed."""
-        if self._dirty and self.path is not None:
+        if self._dirty and self.path is not None and self.writable:
             write_json(self.path, self._entries)
             self._dirty = False
 
 
-def hash_cache(paths: Paths) -> HashCache:
-    """The work directory's hash cache."""
-    return HashCache(paths.work_dir / "cache" / "sha256.json")
+def hash_cache(paths: Paths, *, writable: bool = True) -> HashCache:
+    """The work directory's hash cache (`writable=False`: read it, never write it: commands that only look)."""
+    return HashCache(paths.work_dir / "cache" / "sha256.json", writable=writable)
 
 
 def find_local(rel: str, paths: Paths) -> Path | None:
