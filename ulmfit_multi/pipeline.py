@@ -35,7 +35,7 @@ from .fetch import fetch_still_valid, locate, locate_source, url_for
 from .langs import load_lang
 from .paths import ENV_DATA, ENV_MIRROR, ENV_WORK, Paths
 from .resolve import resolve_inputs, uses_bundle
-from .runfolder import make_record, read_records, write_records
+from .runfolder import command_line, make_record, override_items, read_records, recorded_invocation, write_records
 from .stages import RunResult, Stage, StageContext, run_stages
 
 log = logging.getLogger("ulmfit_multi")
@@ -407,7 +407,7 @@ def table(ctx: StageContext) -> dict[str, Any]:
         if "test" in reasons or "train" in reasons:
             unavailable[t.name] = "; ".join(f"{k}: {v}" for k, v in reasons.items())
     env = environment()
-    invocation = _invocation(ctx.run_dir)
+    invocation = recorded_invocation(ctx.run_dir)
     header = {
         "recipe": cfg.recipe.name, "preset": cfg.preset,
         "command": command_line(invocation) if invocation else " ".join(
@@ -427,14 +427,6 @@ def table(ctx: StageContext) -> dict[str, Any]:
         (ctx.out / "plots").mkdir(exist_ok=True)
         shutil.copy2(plot, ctx.out / "plots" / plot.name)
     return {"tables": {k: str(v) for k, v in paths.items()}}
-
-
-def _invocation(run_dir: Path | None) -> dict[str, Any] | None:
-    """How the run was started, as run_recipe recorded it in run.json (None when it was not)."""
-    try:
-        return read_json(run_dir / "run.json").get("invocation") if run_dir is not None else None
-    except (OSError, ValueError):
-        return None
 
 
 def _corpus_data(cfg: Config) -> tuple[str, ...]:
@@ -504,33 +496,3 @@ def run_recipe(recipe: str | Path, *, preset: str = "smoke", overrides: list[str
 
 def _given(value: str | Path | None, env: str) -> str | None:
     return str(value) if value is not None else os.environ.get(env) or None
-
-
-def override_items(overrides: list[str] | dict | None) -> list[str]:
-    """--set items as given; a dict of overrides (Python API) as one `key.sub=VALUE` item per value."""
-    if not isinstance(overrides, dict):
-        return list(overrides or [])
-    from .schema import to_toml
-
-    def flat(node: dict, prefix: str) -> list[str]:
-        items = []
-        for key, value in node.items():
-            if isinstance(value, dict):
-                items += flat(value, f"{prefix}{key}.")
-            else:
-                items.append(f"{prefix}{key}={to_toml({'v': value}).split(' = ', 1)[1].strip()}")
-        return items
-
-    return flat(overrides, "")
-
-
-def command_line(invocation: dict[str, Any]) -> str:
-    """The `ulmfit-multi recipe` command that repeats a run, from run_recipe's record of how it was started."""
-    parts = ["ulmfit-multi", "recipe", invocation["recipe"], "--preset", invocation["preset"]]
-    for item in invocation.get("overrides") or []:
-        parts += ["--set", item]
-    for flag, key in (("--mirror", "mirror"), ("--data-dir", "data_dir"), ("--work-dir", "work_dir"),
-                      ("--device", "device")):
-        if invocation.get(key):
-            parts += [flag, str(invocation[key])]
-    return shlex.join(parts)

@@ -18,6 +18,7 @@ Usage:
 from __future__ import annotations
 
 import json
+import shlex
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,3 +125,44 @@ class RunFolder:
         found = self.find_stage(stage)
         meta = found / "_stage.json" if found is not None else None
         return read_json(meta).get("summary", {}) if meta is not None and meta.exists() else {}
+
+
+# ---------------------------------------------------------------- how a run was started (run.json "invocation")
+
+
+def recorded_invocation(run_dir: Path | None) -> dict[str, Any] | None:
+    """How the run was started, as run_recipe recorded it in run.json (None when it was not)."""
+    try:
+        return read_json(run_dir / "run.json").get("invocation") if run_dir is not None else None
+    except (OSError, ValueError):
+        return None
+
+
+def override_items(overrides: list[str] | dict | None) -> list[str]:
+    """--set items as given; a dict of overrides (Python API) as one `key.sub=VALUE` item per value."""
+    if not isinstance(overrides, dict):
+        return list(overrides or [])
+    from .schema import to_toml
+
+    def flat(node: dict, prefix: str) -> list[str]:
+        items = []
+        for key, value in node.items():
+            if isinstance(value, dict):
+                items += flat(value, f"{prefix}{key}.")
+            else:
+                items.append(f"{prefix}{key}={to_toml({'v': value}).split(' = ', 1)[1].strip()}")
+        return items
+
+    return flat(overrides, "")
+
+
+def command_line(invocation: dict[str, Any]) -> str:
+    """The `ulmfit-multi recipe` command that repeats a run, from run_recipe's record of how it was started."""
+    parts = ["ulmfit-multi", "recipe", invocation["recipe"], "--preset", invocation["preset"]]
+    for item in invocation.get("overrides") or []:
+        parts += ["--set", item]
+    for flag, key in (("--mirror", "mirror"), ("--data-dir", "data_dir"), ("--work-dir", "work_dir"),
+                      ("--device", "device")):
+        if invocation.get(key):
+            parts += [flag, str(invocation[key])]
+    return shlex.join(parts)
