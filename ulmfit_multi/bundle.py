@@ -214,6 +214,17 @@ def staging_dir(out: Path) -> Path:
     return staging
 
 
+@contextlib.contextmanager
+def building(out: Path) -> Iterator[Path]:
+    """`staging_dir(out)` for the block, removed if the block fails: a half-built bundle is never left behind."""
+    staging = staging_dir(out)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """The manifest of a bundle (format checked, files not verified): cheap, for looking before opening."""
     with Bundle.open(path, verify=False) as bundle:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import read_json, sha256_file
-from .bundle import bundle_checksum, finish_bundle, staging_dir
+from .bundle import building, bundle_checksum, finish_bundle
 from .config import Config
 from .errors import StageError
 from .langs import load_lang
@@ -61,8 +61,7 @@ def export_classifier(run_dir: str | Path, out: str | Path, *, task: str | None 
     for path in weights.values():
         if not path.exists():
             raise StageError(f"{path}: no trained classifier (run the recipe's classifier stage)")
-    staging = staging_dir(out)
-    try:
+    with building(out) as staging:
         text = _common_files(run, cfg, staging, meta.get("lang", spec.lang), meta.get("normalization", "legacy"),
                              meta.get("doc_boundary", "none"))
         for d, path in weights.items():
@@ -86,9 +85,6 @@ def export_classifier(run_dir: str | Path, out: str | Path, *, task: str | None 
         }
         (staging / "MODEL.md").write_text(classifier_card(manifest), encoding="utf-8")
         finish_bundle(staging, out, manifest)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return Exported(out, bundle_checksum(out), "classifier")
 
 
@@ -104,8 +100,7 @@ def export_lm(run_dir: str | Path, out: str | Path, *, fine_tuned: str | None = 
     for path in weights.values():
         if not path.exists():
             raise StageError(f"{path}: no trained language model (run the recipe's {stage} stage)")
-    staging = staging_dir(out)
-    try:
+    with building(out) as staging:
         text = _common_files(run, cfg, staging, cfg.recipe.langs[0], cfg.corpus.normalization, cfg.encode.doc_boundary)
         results = {}
         for d, path in weights.items():
@@ -124,9 +119,6 @@ def export_lm(run_dir: str | Path, out: str | Path, *, fine_tuned: str | None = 
         }
         (staging / "MODEL.md").write_text(lm_card(manifest), encoding="utf-8")
         finish_bundle(staging, out, manifest)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return Exported(out, bundle_checksum(out), "lm")
 
 
