@@ -17,6 +17,7 @@ from ulmfit_multi.model import (
     build_classifier,
     build_language_model,
     classifier_layer_groups,
+    decoder_cross_entropy,
     dropout_mask,
     lm_layer_groups,
     load_encoder_into_classifier,
@@ -107,6 +108,63 @@ def test_embedding_dropout_whole_rows():
     torch.testing.assert_close(out[~dropped], emb.weight[~dropped] * 2)
     ed.eval()
     torch.testing.assert_close(ed(words)[0], emb.weight)
+
+
+def _decoder_case(vocab: int, n: int, dtype=torch.float32):
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(n, 16, generator=g, dtype=dtype)
+    w = torch.randn(vocab, 16, generator=g, dtype=dtype) * 0.3
+    b = torch.randn(vocab, generator=g, dtype=dtype) * 0.1
+    return [t.requires_grad_() for t in (h, w, b)], torch.randint(0, vocab, (n,), generator=g)
+
+
+def _value_and_grads(fn, tensors):
+    loss = fn(*tensors)
+    loss.backward()
+    out = [loss.detach()] + [t.grad.clone() for t in tensors]
+    for t in tensors:
+        t.grad = None
+    return out
+
+
+@pytest.mark.parametrize("vocab", [50, 30000])  # one chunk; many chunks of rows (2**19 // 30000 = 17 rows)
+def test_decoder_cross_entropy_matches_logits_then_cross_entropy(vocab):
+    tensors, y = _decoder_case(vocab, 100, torch.float64)  # float64: equal up to summation order
+    ours = _value_and_grads(lambda h, w, b: decoder_cross_entropy(h, w, b, y), tensors)
+    ref = _value_and_grads(lambda h, w, b: nn.functional.cross_entropy(h @ w.t() + b, y, reduction="sum"), tensors)
+    for a, r in zip(ours, ref):
+        torch.testing.assert_close(a, r)
+
+
+def test_decoder_cross_entropy_under_bf16_autocast_matches_the_autocast_reference():
+    tensors, y = _decoder_case(30000, 100)
+
+    def ref(h, w, b):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = nn.functional.linear(h, w, b)
+        return nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+
+    def ours(h, w, b):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return decoder_cross_entropy(h, w, b, y)
+
+    got, want = _value_and_grads(ours, tensors), _value_and_grads(ref, tensors)
+    assert got[0].dtype == torch.float32 and all(g.dtype == torch.float32 for g in got[1:])
+    torch.testing.assert_close(got[0], want[0], rtol=1e-4, atol=1e-3)
+    for a, r in zip(got[1:], want[1:]):  # both products in bf16 with fp32 accumulation
+        torch.testing.assert_close(a, r, rtol=2e-2, atol=2e-3)
+
+
+def test_lm_loss_from_targets_equals_the_cross_entropy_of_its_logits():
+    lm = build_language_model(cfg(), V).eval()
+    x, y = torch.randint(0, V, (4, 7)), torch.randint(0, V, (4, 7))
+    lm.reset()
+    out = lm(x, y)
+    assert out.logits is None and out.raw.shape == (4, 7, 8)
+    lm.reset()
+    logits = lm(x).logits
+    want = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum")
+    torch.testing.assert_close(out.loss, want)
 
 
 def test_lm_shapes_tying_eval_deterministic():

@@ -59,8 +59,8 @@ class PlainLSTMLM(nn.Module):
 def _ulmfit_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     from .train import ar_tar
 
-    out = model(x)
-    return F.cross_entropy(out.logits.float().flatten(0, 1), y.flatten()) + ar_tar(out, 2.0, 1.0)
+    out = model(x, y)  # as train_lm computes it
+    return out.loss / y.numel() + ar_tar(out, 2.0, 1.0)
 
 
 def _plain_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

