@@ -17,7 +17,7 @@ from ulmfit_multi.pipeline import STAGE_NAMES
 from ulmfit_multi.stages import RunResult, StageResult
 
 STAGE_COMMANDS = ["fetch", "corpus", "tokenizer", "encode", "baselines", "pretrain", "finetune-lm", "classifier",
-                  "evaluate", "table"]
+                  "evaluate", "table", "curves"]
 OTHER_COMMANDS = ["recipe", "langs", "recipes", "status", "check", "predict", "compare", "trial", "bench"]
 
 runner = CliRunner()

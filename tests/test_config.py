@@ -376,11 +376,12 @@ def test_ulmfit_keys_at_their_defaults_leave_fingerprints_unchanged(tmp_path):
         assert set(section(load_recipe(path, "smoke"), name, for_fingerprint=True)) == keys  # the keys hashed before
     # set to anything else, a key is hashed: its stage and the stages after it rerun, the ones before do not
     changed = compute_fingerprints(STAGES, load_recipe(path, "smoke", ["classifier.cut_frac=0.2"]))
-    assert [s for s in base if changed[s] != base[s]] == ["classifier", "evaluate", "table"]
+    assert [s for s in base if changed[s] != base[s]] == ["classifier", "evaluate", "table", "curves"]
     changed = compute_fingerprints(STAGES, load_recipe(path, "smoke", ["finetune_lm.discriminative=false"]))
-    assert [s for s in base if changed[s] != base[s]] == ["finetune_lm", "classifier", "evaluate", "table"]
+    assert [s for s in base if changed[s] != base[s]] == ["finetune_lm", "classifier", "evaluate", "table", "curves"]
     changed = compute_fingerprints(STAGES, load_recipe(path, "smoke", ["model.weight_p=0.3"]))
-    assert [s for s in base if changed[s] != base[s]] == ["pretrain", "finetune_lm", "classifier", "evaluate", "table"]
+    assert [s for s in base if changed[s] != base[s]] == ["pretrain", "finetune_lm", "classifier", "evaluate", "table",
+                                                          "curves"]
     changed = compute_fingerprints(STAGES, load_recipe(path, "smoke", ["corpus.synthetic.seed=1"]))
     assert changed["corpus"] != base["corpus"] and changed["fetch"] == base["fetch"]
 

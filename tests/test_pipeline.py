@@ -158,11 +158,11 @@ def test_recipe_end_to_end_then_cached(tiny_setup: dict[str, Path]) -> None:
 
     third = run_recipe(tiny_setup["recipe"], overrides=["classifier.lr=0.005"], **kw)
     ran = [s.name for s in third.stages if s.status == "ran"]
-    assert ran == ["classifier", "evaluate", "table"]
+    assert ran == ["classifier", "evaluate", "table", "curves"]
 
     sampled = run_recipe(tiny_setup["recipe"], overrides=["classifier.subword_sampling=true", "classifier.calibrate=true"],
                          **kw)
-    assert [s.name for s in sampled.stages if s.status == "ran"] == ["classifier", "evaluate", "table"]
+    assert [s.name for s in sampled.stages if s.status == "ran"] == ["classifier", "evaluate", "table", "curves"]
     table = (sampled.run_dir / "10-table" / "results.md").read_text(encoding="utf-8")
     assert "ULMFiT ensemble + valid-tuned bias" in table
     biases = json.loads((sampled.run_dir / "09-evaluate" / "class_bias.json").read_text())
@@ -354,7 +354,7 @@ def test_a_changed_task_file_reruns_the_stages_that_read_it_and_a_touched_one_no
     valid.write_text("\n".join(rows) + "\n", encoding="utf-8")
     # valid is read by fetch, encode and baselines; the tokenizer reads train and test, the corpus no task file
     assert _ran(_run(tiny_setup)) == ["fetch", "encode", "baselines", "pretrain", "finetune_lm", "classifier",
-                                      "evaluate", "table"]
+                                      "evaluate", "table", "curves"]
 
 
 def test_what_reruns_when_which_files_change() -> None:
@@ -369,7 +369,7 @@ def test_what_reruns_when_which_files_change() -> None:
         other = compute_fingerprints(STAGES, cfg, {group: {"some/file": "sha256:" + "0" * 64}})
         return [n for n in STAGE_NAMES if base[n] != other[n]]
 
-    downstream = ["pretrain", "finetune_lm", "classifier", "evaluate", "table"]
+    downstream = ["pretrain", "finetune_lm", "classifier", "evaluate", "table", "curves"]
     mr = load_recipe("mr", "smoke")  # corpus.task_text off
     assert changed(mr, "sources") == ["fetch", "corpus", "tokenizer", "encode", *downstream]
     assert changed(mr, "tasks") == ["fetch", "encode", "baselines", *downstream]

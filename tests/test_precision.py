@@ -74,7 +74,7 @@ def test_precision_is_a_validated_key_fingerprinted_only_off_its_default() -> No
     for value in ("auto", "fp32", "bf16"):
         changed = compute_fingerprints(STAGES, load_recipe("mr", "smoke", [f'model.precision="{value}"']))
         assert [s for s in base if changed[s] != base[s]] == ["pretrain", "finetune_lm", "classifier", "evaluate",
-                                                                "table"]
+                                                                "table", "curves"]
     with pytest.raises(RecipeError, match="model.precision.*fp16.*auto"):
         load_recipe("mr", "smoke", ['model.precision="fp16"'])
 

@@ -69,17 +69,24 @@ def build_run_classifier(cfg: Config, vocab_size: int, n_classes: int, *, drop_m
 
 
 def classifier_batches(task_dir: Path, role: str, bs: int, *, shuffle: bool, seed: int, backwards: bool,
-                       max_len: int, sampler: object = None, boundary: str = "eos") -> ClassifierBatches:
+                       max_len: int, sampler: object = None, boundary: str = "eos",
+                       rows: np.ndarray | None = None) -> ClassifierBatches:
     """Batches of one encoded split; `sampler` (a Tokenizer) turns on subword-regularization sampling, each
-    sampled document started by the encode stage's `boundary` as the stored ones are."""
+    sampled document started by the encode stage's `boundary` as the stored ones are. `rows`: only these
+    documents of the split, in this order (their positions in `rows` are the batches' indices); None: all."""
     from .tokens import ClassifierBatches, TokenStore
 
     store = TokenStore.open(task_dir / role)
-    docs = [store.doc(i) for i in range(len(store))]
+    index = range(len(store)) if rows is None else [int(i) for i in rows]
+    docs = [store.doc(i) for i in index]
     labels = np.load(task_dir / role / "labels.npy")
+    if rows is not None:
+        labels = labels[np.asarray(index, dtype=np.int64)]
     resample = None
     if sampler is not None:
         texts = read_json(task_dir / role / "texts.json")
+        if rows is not None:
+            texts = [texts[i] for i in index]
         resample = lambda i: sampler.encode_documents([texts[i]], boundary=boundary, sample=True)[0]  # noqa: E731
     return ClassifierBatches(docs, labels, bs, shuffle=shuffle, seed=seed, max_len=max_len, backwards=backwards,
                              resample=resample)
@@ -90,15 +97,17 @@ def tokenizer_dir_of(encode_dir: Path) -> Path:
     return Path(read_json(encode_dir / "_stage.json")["inputs"]["tokenizer"]["path"])
 
 
-def classifier_train_valid(cfg: Config, task_dir: Path, encode_dir: Path, *, seed: int, backwards: bool
+def classifier_train_valid(cfg: Config, task_dir: Path, encode_dir: Path, *, seed: int, backwards: bool,
+                           train_rows: np.ndarray | None = None, valid_rows: np.ndarray | None = None
                            ) -> tuple[ClassifierBatches, ClassifierBatches | None]:
-    """Train batches (with subword sampling when the recipe asks) and valid batches (None without a valid split)."""
+    """Train batches (with subword sampling when the recipe asks) and valid batches (None without a valid split);
+    `train_rows`, `valid_rows`: only those documents of the split (a label budget), None: the whole split."""
     from .tokenizer import Tokenizer
 
     c = cfg.classifier
     sampler = Tokenizer.load(tokenizer_dir_of(encode_dir)) if c.subword_sampling else None
     train = classifier_batches(task_dir, "train", c.batch_size, shuffle=True, seed=seed, backwards=backwards,
-                               max_len=c.max_len, sampler=sampler, boundary=cfg.encode.doc_boundary)
+                               max_len=c.max_len, sampler=sampler, boundary=cfg.encode.doc_boundary, rows=train_rows)
     valid = classifier_batches(task_dir, "valid", c.batch_size, shuffle=False, seed=seed, backwards=backwards,
-                               max_len=c.max_len) if (task_dir / "valid").exists() else None
+                               max_len=c.max_len, rows=valid_rows) if (task_dir / "valid").exists() else None
     return train, valid

@@ -182,8 +182,8 @@ def _register_stage_commands() -> None:
 
     for st in STAGES:
         cli_name = st.name.replace("_", "-")
-        if cli_name in ("pretrain", "table"):
-            continue  # these have richer commands below
+        if cli_name in ("pretrain", "table", "curves"):
+            continue  # these have richer commands (curves: cli_curves.py)
         app.command(name=cli_name)(_stage_command(st.name, st.doc))
         if st.name == "classifier":
             app.command(name="train-classifier", hidden=True)(_stage_command(st.name, st.doc))
@@ -488,11 +488,13 @@ def main() -> None:
     app()
 
 
-def _register_model_commands() -> None:
+def _register_module_commands() -> None:
+    from .cli_curves import register as register_curves  # curves
     from .cli_models import register  # export, predict, new-recipe, bench predict
 
     register(app, bench_app, user_errors)
+    register_curves(app, user_errors)
 
 
 _register_stage_commands()
-_register_model_commands()
+_register_module_commands()

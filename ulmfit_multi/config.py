@@ -10,34 +10,22 @@ naming the file, the dotted key and what was expected (with a "did you mean").
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .curves_config import CurvesConfig, check_curves
 from .errors import RecipeError
 from .langs import load_lang
 from .precision import PRECISIONS
 from .pretrained_ref import PretrainedLM, check_pretrained, path_near
 from .resources import RECIPES_DIR, list_recipes, recipe_path, recipe_sources  # noqa: F401 (the recipe lookup: API)
-from .schema import TOML_KEY, as_data, deep_merge, from_dict, parse_override, read_toml, suggest, to_toml  # noqa: F401 (to_toml: API)
+from .schema import (  # noqa: F401 (to_toml: API)
+    added_later, as_data, deep_merge, fingerprint_data, from_dict, parse_override, read_toml, suggest, to_toml,
+)
 PRESETS = ("smoke", "cpu", "paper")
-_OMIT_DEFAULT = "fingerprint_omits_default"
-
-
-def added_later(default: Any, *, key: str = "") -> Any:
-    """A config field added after runs were cached: at `default` it is left out of stage fingerprints.
-
-    So a new option whose default keeps the old behaviour does not make every cached stage run again;
-    set to anything else, it is hashed like any other key. `key`: its TOML key when that cannot be the
-    field's name (a Python keyword: `pretrain.from` is the field `from_`).
-    """
-    metadata = {_OMIT_DEFAULT: True, **({TOML_KEY: key} if key else {})}
-    if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
-    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -304,6 +292,7 @@ class Config:
     finetune_lm: FinetuneLMConfig = field(default_factory=FinetuneLMConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    curves: CurvesConfig = field(default_factory=CurvesConfig)  # label-efficiency curves (curves_config.py)
     tasks: list[Task] = field(default_factory=list)
     reference: list[Reference] = field(default_factory=list)
     runtime: Runtime = field(default_factory=Runtime)
@@ -426,6 +415,7 @@ def _check_values(cfg: Config, path: Path) -> None:
         one_of(name, ("majority", "tfidf-lr", "fasttext"), "evaluate.baselines")
     for name in cfg.evaluate.fuse_with:
         one_of(name, tuple(b for b in cfg.evaluate.baselines if b != "majority"), "evaluate.fuse_with")
+    check_curves(cfg.curves, {t.name: len(set(t.labels.values())) for t in cfg.tasks}, path)
 
 
 def check_training_values(cfg: Config, path: str | Path) -> None:
@@ -469,28 +459,7 @@ def section(cfg: Config, dotted: str, *, for_fingerprint: bool = False) -> Any:
     """
     if dotted == "langs":
         return [dataclasses.asdict(load_lang(code)) for code in cfg.recipe.langs]
-    node: Any = _fingerprint_data(cfg) if for_fingerprint else cfg.to_dict()
+    node: Any = fingerprint_data(cfg) if for_fingerprint else cfg.to_dict()
     for part in dotted.split("."):
         node = node[part]
     return node
-
-
-def _fingerprint_data(obj: Any) -> Any:
-    """Like dataclasses.asdict, less the `added_later` fields that are at their default."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out = {}
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            if f.metadata.get(_OMIT_DEFAULT) and value == _field_default(f):
-                continue
-            out[f.metadata.get(TOML_KEY, f.name)] = _fingerprint_data(value)
-        return out
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_fingerprint_data(v) for v in obj)
-    if isinstance(obj, dict):
-        return {k: _fingerprint_data(v) for k, v in obj.items()}
-    return copy.deepcopy(obj)
-
-
-def _field_default(f: dataclasses.Field) -> Any:
-    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default

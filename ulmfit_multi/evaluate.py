@@ -111,7 +111,8 @@ def metric_fn(metric: str, n_classes: int) -> Callable[[np.ndarray, np.ndarray],
 
 
 def seed_system_probas(clf_task_dir: Path, task_dir: Path, seed: int, directions: Sequence[str], *,
-                       calibrate: bool, score: Callable[[np.ndarray, np.ndarray], float]
+                       calibrate: bool, score: Callable[[np.ndarray, np.ndarray], float],
+                       y_valid: np.ndarray | None = None
                        ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, list[float]]]:
     """Test- and valid-split class probabilities of each system for one task and seed, and the valid-tuned offsets.
 
@@ -119,7 +120,8 @@ def seed_system_probas(clf_task_dir: Path, task_dir: Path, seed: int, directions
     `ensemble` when both did, and with `calibrate` (and a valid split) each of those again with per-class
     offsets fitted on the valid split (`"<system> + valid-tuned bias"`). Valid probabilities are there for
     the plain systems when the task has a valid split. Reads a finished classifier stage or one still
-    running, which is how `partial_records` peeks at a long stage.
+    running, which is how `partial_records` peeks at a long stage. `y_valid`: the labels of the valid rows
+    the classifiers scored when those were a subset of the split (the `curves` stage); default: the whole split.
     """
     has_valid = (task_dir / "valid").exists()
     probas, valid_probas = {}, {}
@@ -133,14 +135,17 @@ def seed_system_probas(clf_task_dir: Path, task_dir: Path, seed: int, directions
         probas["ensemble"] = ensemble_proba([probas["fwd"], probas["bwd"]])
         if has_valid:
             valid_probas["ensemble"] = ensemble_proba([valid_probas["fwd"], valid_probas["bwd"]])
-    biases = add_biased(probas, valid_probas, task_dir, score) if calibrate and has_valid else {}
+    biases = add_biased(probas, valid_probas, task_dir, score, y_valid) if calibrate and has_valid else {}
     return probas, valid_probas, biases
 
 
 def add_biased(probas: dict[str, np.ndarray], valid_probas: dict[str, np.ndarray], task_dir: Path,
-               score: Callable[[np.ndarray, np.ndarray], float]) -> dict[str, list[float]]:
-    """Add `"<system> + valid-tuned bias"` to `probas` for each system; returns the offsets."""
-    y_valid = np.load(task_dir / "valid" / "labels.npy")
+               score: Callable[[np.ndarray, np.ndarray], float], y_valid: np.ndarray | None = None
+               ) -> dict[str, list[float]]:
+    """Add `"<system> + valid-tuned bias"` to `probas` for each system; returns the offsets. The offsets are
+    fitted against `y_valid`, by default the task's whole valid split."""
+    if y_valid is None:
+        y_valid = np.load(task_dir / "valid" / "labels.npy")
     biases = {}
     for system in list(probas):
         bias = tune_class_bias(valid_probas[system], y_valid, score)

@@ -75,9 +75,15 @@ def finetune_direction(cfg: Config, tokens: np.ndarray, vocab_size: int, pretrai
 
 def train_one_classifier(cfg: Config, task_dir: Path, encode_dir: Path, lm_path: Path, direction: str, seed: int,
                          out: Path, *, n_classes: int, score: Callable[[np.ndarray, np.ndarray], float],
-                         device: str, progress: bool, on_epoch: EpochHook | None = None) -> dict[str, Any]:
+                         device: str, progress: bool, on_epoch: EpochHook | None = None,
+                         train_rows: np.ndarray | None = None, valid_rows: np.ndarray | None = None
+                         ) -> dict[str, Any]:
     """Train one classifier from a fine-tuned LM and save its class probabilities on the valid and test
-    splits (`proba_valid.npy`, `proba_test.npy`, for the splits the task has) next to its weights."""
+    splits (`proba_valid.npy`, `proba_test.npy`, for the splits the task has) next to its weights.
+
+    `train_rows`, `valid_rows` (row indices of the encoded splits; None: the whole split) train it on a subset
+    of the labels and pick its epoch on a subset of valid (the `curves` stage's label budgets); then
+    `proba_valid.npy` holds the `valid_rows` in that order. Test is always scored whole."""
     import torch
 
     from .train_classifier import predict_proba, train_classifier
@@ -87,12 +93,14 @@ def train_one_classifier(cfg: Config, task_dir: Path, encode_dir: Path, lm_path:
     backwards = direction == "bwd"
     torch.manual_seed(seed)
     model = build_task_classifier(cfg, task_dir, n_classes, lm_path)
-    train, valid = classifier_train_valid(cfg, task_dir, encode_dir, seed=seed, backwards=backwards)
+    train, valid = classifier_train_valid(cfg, task_dir, encode_dir, seed=seed, backwards=backwards,
+                                          train_rows=train_rows, valid_rows=valid_rows)
     result = train_classifier(model, train, valid, c, out, n_classes=n_classes, device=device, seed=seed,
                               progress=progress, score=score, on_epoch=on_epoch, precision=precision)
     for role in ("valid", "test"):
         if (task_dir / role).exists():
             batches = classifier_batches(task_dir, role, c.batch_size * 2, shuffle=False, seed=seed,
-                                         backwards=backwards, max_len=c.max_len)
+                                         backwards=backwards, max_len=c.max_len,
+                                         rows=valid_rows if role == "valid" else None)
             np.save(out / f"proba_{role}.npy", predict_proba(model, batches, device=device, precision=precision))
     return result

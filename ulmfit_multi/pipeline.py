@@ -1,7 +1,7 @@
 """The ULMFiT recipe: ordered stages, one short function each.
 
     fetch -> corpus -> tokenizer -> encode -> baselines -> pretrain
-          -> finetune_lm -> classifier -> evaluate -> table
+          -> finetune_lm -> classifier -> evaluate -> table -> curves (label budgets; only with curves.budgets)
 
 Each function reads its config section and its inputs' directories from the
 StageContext and writes only into `ctx.out`. Long stages keep per-item
@@ -429,6 +429,18 @@ def table(ctx: StageContext) -> dict[str, Any]:
     return {"tables": {k: str(v) for k, v in paths.items()}}
 
 
+def curves(ctx: StageContext) -> dict[str, Any]:
+    """Label-efficiency curves: classifiers and baselines trained again on nested subsets of the labels.
+
+    Only with `curves.budgets` (nothing without): per budget, seed and direction a classifier from the one
+    fine-tuned LM in `classifiers/<task>/n<k>/<direction>/seed<s>/` (with done.json, so a rerun resumes), the
+    whole-split column from the run's evaluate and baselines records; a table and a plot per task (curves.py).
+    """
+    from .curves import run_curves
+
+    return run_curves(ctx, _task_dirs(ctx))
+
+
 def _corpus_data(cfg: Config) -> tuple[str, ...]:
     """The corpus reads the sources, and the task files when their text joins the LM corpus."""
     return ("sources", "tasks") if cfg.corpus.task_text else ("sources",)
@@ -462,6 +474,10 @@ STAGES: list[Stage] = [
           after=("encode", "classifier", "baselines"), version=2),
     Stage("table", table, reads=("reference", "tasks", "evaluate"),
           after=("fetch", "corpus", "encode", "evaluate", "baselines")),
+    # last, so that the stages before it keep their numbers (10-table); its own section: budgets change only it
+    Stage("curves", curves, reads=("curves", "model", "classifier", "evaluate.seeds", "evaluate.baselines",
+                                   "pretrain.directions"),
+          after=("encode", "finetune_lm", "classifier", "baselines", "evaluate")),
 ]
 STAGE_NAMES = [s.name for s in STAGES]
 

@@ -1,4 +1,5 @@
-"""Plots people would rather look at than read: confusion matrices and learning curves (PNG)."""
+"""Plots people would rather look at than read: confusion matrices, learning curves and label-efficiency
+curves (PNG)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,35 @@ def plot_learning_curves(history_jsonl: str | Path | list[Path], path: Path, *, 
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
     fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_label_curves(lines: dict[str, list[tuple[int, float, float]]], path: Path, *, metric: str = "accuracy",
+                      title: str = "") -> Path:
+    """Score against the number of training labels (log x axis): per system, `[(labels, mean, std), ...]` in
+    percent, the mean as a line and mean ± std shaded."""
+    plt = _plt()
+    from matplotlib.ticker import NullLocator
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for system, points in lines.items():
+        points = sorted(points)
+        x = np.array([p[0] for p in points], dtype=float)
+        mean = np.array([p[1] for p in points])
+        std = np.array([p[2] for p in points])
+        (line,) = ax.plot(x, mean, "o-", label=system)
+        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xscale("log")
+    budgets = sorted({p[0] for points in lines.values() for p in points})
+    ax.xaxis.set_minor_locator(NullLocator())  # the budgets are the ticks
+    ax.set_xticks(budgets, [str(b) for b in budgets])
+    ax.set_xlabel("training labels (log scale)")
+    ax.set_ylabel(f"test {metric} (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    if lines:
+        ax.legend(fontsize="small")
+    ax.set_title(title)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -1,8 +1,9 @@
 """Typed TOML: parse a file, build dataclasses from it with every key and type checked, write it back.
 
 `from_dict(cls, data, file)` rejects an unknown key (with a "did you mean") or a wrong type with a
-`RecipeError` that names the file and the dotted key. Recipes (config.py) and language specs (langs.py)
-are both read through it.
+`RecipeError` that names the file and the dotted key; a field typed `int | str` takes either. Recipes
+(config.py) and language specs (langs.py) are both read through it. `added_later(default)` marks a field added
+after runs were cached, which `fingerprint_data` (what stage fingerprints hash) leaves out at its default.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import copy
 import dataclasses
 import difflib
 import tomllib
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,42 @@ from typing import Any
 from .errors import RecipeError
 
 TOML_KEY = "toml_key"  # dataclass field metadata: the key in TOML when the field name cannot be it ("from")
+_OMIT_DEFAULT = "fingerprint_omits_default"
+
+
+def added_later(default: Any, *, key: str = "") -> Any:
+    """A config field added after runs were cached: at `default` it is left out of stage fingerprints
+    (`fingerprint_data`).
+
+    So a new option whose default keeps the old behaviour does not make every cached stage run again;
+    set to anything else, it is hashed like any other key. `key`: its TOML key when that cannot be the
+    field's name (a Python keyword: `pretrain.from` is the field `from_`).
+    """
+    metadata = {_OMIT_DEFAULT: True, **({TOML_KEY: key} if key else {})}
+    if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def fingerprint_data(obj: Any) -> Any:
+    """Like dataclasses.asdict (keyed by TOML keys), less the `added_later` fields that are at their default."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.metadata.get(_OMIT_DEFAULT) and value == _field_default(f):
+                continue
+            out[toml_key(f)] = fingerprint_data(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(fingerprint_data(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: fingerprint_data(v) for k, v in obj.items()}
+    return copy.deepcopy(obj)
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 def _type_name(tp: Any) -> str:
@@ -33,6 +71,14 @@ def suggest(key: str, options: list[str]) -> str:
 def _convert(value: Any, tp: Any, where: str, file: str) -> Any:
     """Check `value` against the annotation `tp`, converting ints to floats; raise RecipeError otherwise."""
     origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):  # `int | str`: the first type the value is
+        for option in typing.get_args(tp):
+            try:
+                return _convert(value, option, where, file)
+            except RecipeError:
+                continue
+        names = " or ".join(_type_name(option) for option in typing.get_args(tp))
+        raise RecipeError(f"{file}: '{where}' must be {names}, got {value!r}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise RecipeError(f"{file}: '{where}' must be a table, got {type(value).__name__}")

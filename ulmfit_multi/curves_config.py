@@ -1,0 +1,48 @@
+"""A recipe's `[curves]` section: the label budgets of the label-efficiency curves and how valid is used.
+
+The type and its checks live here (config.py imports them); the stage's work is in curves.py, the subsets
+in subsets.py. Only the `curves` stage reads this section, so setting it changes no other stage's fingerprint.
+
+    [curves]
+    budgets = [100, 300, 1000, 3000, "all"]   # labels per task; empty (the default): no curves
+    valid = "cap"                             # or "full"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import RecipeError
+from .subsets import ALL
+
+VALID_MODES = ("cap", "full")
+
+
+@dataclass
+class CurvesConfig:
+    """Label-efficiency curves: every classifier and baseline trained again on nested subsets of the labels."""
+
+    # numbers of training labels per task, and/or "all" (the run's own results); empty: the stage does nothing
+    budgets: list[int | str] = field(default_factory=list)
+    # "cap": at a budget of k labels, valid (best epoch, valid-tuned offsets) is a stratified, seeded subsample of
+    # at most k rows; "full": the whole valid split at every budget
+    valid: str = "cap"
+
+
+def check_curves(c: CurvesConfig, classes_by_task: dict[str, int], path: str | Path) -> None:
+    """Budgets are distinct numbers of labels no smaller than any task's class count, or "all"; `valid` is
+    a known mode. A RecipeError naming `path` and the key otherwise."""
+    for b in c.budgets:
+        if isinstance(b, str) and b != ALL:
+            raise RecipeError(f"{path}: 'curves.budgets' holds {b!r}; expected numbers of labels or {ALL!r}")
+        if isinstance(b, int) and b < 2:
+            raise RecipeError(f"{path}: 'curves.budgets' holds {b}; expected numbers of labels >= 2")
+        for task, n_classes in classes_by_task.items():
+            if isinstance(b, int) and b < n_classes:
+                raise RecipeError(f"{path}: 'curves.budgets' holds {b}, fewer labels than task '{task}' has "
+                                  f"classes ({n_classes}); a budget has at least one label of each class")
+    if len(set(c.budgets)) != len(c.budgets):
+        raise RecipeError(f"{path}: 'curves.budgets' is {c.budgets}; a budget is named twice")
+    if c.valid not in VALID_MODES:
+        raise RecipeError(f"{path}: 'curves.valid' is {c.valid!r}; expected one of {', '.join(VALID_MODES)}")
