@@ -98,6 +98,20 @@ def test_int8_quantization_keeps_the_labels_of_the_tiny_model(tiny_run: dict, tm
     np.testing.assert_allclose(int8.predict_proba(TEXTS), fp32.predict_proba(TEXTS), atol=0.05)
 
 
+def test_bf16_prediction_keeps_the_labels_of_the_tiny_model(tiny_run: dict, tmp_path: Path) -> None:
+    from ulmfit_multi.bench_predict import load_predictor
+
+    out = export_classifier(tiny_run["run"], tmp_path / "gt.zip").path
+    fp32, bf16 = load_predictor(out, precision="fp32"), load_predictor(out, precision="bf16")
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    np.testing.assert_allclose(bf16.predict_proba(TEXTS), fp32.predict_proba(TEXTS), atol=0.05)
+    with pytest.raises(ValueError, match="int8 dynamic quantization.*bf16"):
+        load_predictor(out, quantize="int8", precision="bf16")
+    result = CliRunner().invoke(_app(), ["predict", str(out), *TEXTS[:2], "--precision", "bf16"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0 and len(result.output.strip().splitlines()) == 2
+
+
 def test_batch_prediction_from_a_csv_file(tiny_run: dict, tmp_path: Path) -> None:
     out = export_classifier(tiny_run["run"], tmp_path / "gt.zip").path
     src = tmp_path / "in.csv"

@@ -32,6 +32,8 @@ def test_each_input_format(tmp_path: Path) -> None:
 
 
 def test_input_errors_name_the_file_and_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"missing\.csv: no such file"):
+        list(read_texts(tmp_path / "missing.csv", column="text"))
     (tmp_path / "a.csv").write_text("review,stars\nx,1\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"Give --column \(columns: review, stars\)"):
         list(read_texts(tmp_path / "a.csv"))

@@ -62,6 +62,8 @@ def predict(
     task: Annotated[Optional[str], typer.Option(help="Run folder: the task (default: the first).")] = None,
     seed: Annotated[int, typer.Option(help="Run folder: which seed's classifiers.")] = 0,
     quantize: Annotated[Optional[str], typer.Option(help="'int8': dynamic int8 quantization (CPU).")] = None,
+    precision: Annotated[str, typer.Option(help="Forward pass: fp32, bf16, auto (bf16 on CUDA and on CPUs with "
+                                                "native bf16), cuda-bf16 (bf16 on CUDA only).")] = "cuda-bf16",
     batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = 64,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -76,7 +78,7 @@ def predict(
         raise typer.BadParameter("give texts to classify, or --input FILE (or --input - for stdin)")
     if texts and input_ is not None:
         raise typer.BadParameter("give texts or --input, not both")
-    predictor = load_predictor(model, task=task, seed=seed, quantize=quantize)
+    predictor = load_predictor(model, task=task, seed=seed, quantize=quantize, precision=precision)
     if texts:
         for text, reason in zip(texts, predictor.flags(texts)):
             if reason:
@@ -90,7 +92,7 @@ def predict(
                            total=count_lines(input_) if input_ else None)
     flagged = ", ".join(f"{n} {reason}" for reason, n in stats["flagged"].items()) or "none"
     typer.echo(f"{stats['documents']} documents in {stats['seconds']:.1f} s: {stats['documents_per_second']:.1f} "
-               f"documents/s{' (int8)' if quantize else ''}; flagged: {flagged}"
+               f"documents/s ({quantize or predictor.precision}); flagged: {flagged}"
                + (f"; written: {output}" if output else ""), err=True)
 
 

@@ -38,6 +38,7 @@ class Predictor:
     scripts: tuple[str, ...] = ()  # the language's scripts (ISO 15924), for the "unknown script" flag
     source: str = ""  # the run folder or bundle it was loaded from
     quantized: str = ""  # "int8" after `quantize`
+    precision: str = "cuda-bf16"  # forward pass: a `model.precision` value ("auto": bf16 on a CPU that has it)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, *, task: str | None = None, seed: int = 0,
@@ -173,7 +174,7 @@ class Predictor:
         for direction, model in self.models.items():
             batches = ClassifierBatches(docs, None, batch_size, shuffle=False, max_len=self.max_len,
                                         backwards=direction == "bwd")
-            probas.append(predict_proba(model, batches, device=self.device))
+            probas.append(predict_proba(model, batches, device=self.device, precision=self.precision))
         return np.mean(probas, axis=0)
 
     def predict(self, texts: list[str]) -> list[tuple[str, float]]:

@@ -61,6 +61,8 @@ def read_texts(path: str | Path, *, column: str | None = None, field: str | None
                label_key: str | None = None, fmt: str | None = None, stdin: IO[str] | None = None) -> Iterator[Item]:
     """The texts of a file (or stdin for "-"), one `Item` at a time."""
     kind = detect_format(path, fmt)
+    if str(path) != "-" and not Path(path).is_file():
+        raise DataError(f"{path}: no such file")
     stream = (stdin or sys.stdin) if str(path) == "-" else open(path, encoding="utf-8-sig", newline="")
     try:
         if kind == "txt":
