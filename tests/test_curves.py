@@ -220,6 +220,24 @@ def test_batches_of_a_row_subset_hold_those_documents_labels_and_texts(tiny: dic
 # ------------------------------------------------------------------ the recipe keys
 
 
+def test_min_steps_raises_the_epochs_of_small_budgets_only() -> None:
+    from ulmfit_multi.curves_config import budget_epochs
+
+    assert budget_epochs(5, 0, 100, 32) == 5  # off
+    assert budget_epochs(5, 300, 100, 32) == 75  # 4 batches an epoch: 75 epochs make 300 steps
+    assert budget_epochs(5, 300, 3000, 32) == 5  # 94 batches an epoch: 5 epochs already make 470 steps
+
+
+def test_min_steps_trains_a_small_budget_for_more_epochs(tiny: dict) -> None:
+    result = run_curves(tiny, "curves.budgets=[20]", "curves.min_steps=12", "evaluate.seeds=[0]")
+    out = result["curves"].path
+    epochs = {json.loads((out / "classifiers" / "tiny-sent" / "n20" / d / "seed0" / "done.json").read_text())["epochs"]
+              for d in ("fwd", "bwd")}
+    batch = load_recipe(tiny["recipe"], "base").classifier.batch_size
+    assert epochs == {max(load_recipe(tiny["recipe"], "base").classifier.epochs, -(-12 // -(-20 // batch)))}
+    assert "curves.min_steps = 12 steps" in (out / "curves-tiny-sent.md").read_text(encoding="utf-8")
+
+
 def test_budgets_are_recipe_keys_validated_on_load(tmp_path: Path) -> None:
     recipe = tmp_path / "tiny.toml"
     recipe.write_text(RECIPE + '\n[curves]\nbudgets = [100, 300, "all"]\n', encoding="utf-8")
@@ -235,6 +253,7 @@ def test_budgets_are_recipe_keys_validated_on_load(tmp_path: Path) -> None:
                           ("curves.budgets=[1.5]", "'curves.budgets\\[0\\]' must be int or str"),
                           ("curves.budgets=100", "'curves.budgets' must be a list"),
                           ('curves.valid="half"', "'curves.valid' is 'half'; expected one of cap, full"),
+                          ("curves.min_steps=-1", "'curves.min_steps' is -1; expected a number of steps >= 0"),
                           ("curves.sizes=[100]", "unknown key 'curves.sizes'")]:
         with pytest.raises(RecipeError, match=message):
             load_recipe(recipe, "base", [item])

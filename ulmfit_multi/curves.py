@@ -22,6 +22,7 @@ Outputs, under the stage folder:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any, Callable
@@ -30,6 +31,7 @@ import numpy as np
 
 from .atomic import read_json, write_json
 from .builders import device_for
+from .curves_config import budget_epochs
 from .evaluate import compute_metrics, metric_fn, seed_system_probas
 from .runfolder import command_line, make_record, read_records, recorded_invocation, write_records
 from .stages import StageContext, environment
@@ -107,13 +109,15 @@ def budget_records(ctx: StageContext, task: str, task_dir: Path, k: int, seed: i
     write_json(folder / f"rows-seed{seed}.json", {"train": train_rows.tolist(),
                                                   "valid": None if valid_rows is None else valid_rows.tolist()})
     trained = 0
+    epochs = budget_epochs(cfg.classifier.epochs, cfg.curves.min_steps, len(train_rows), cfg.classifier.batch_size)
+    clf_cfg = dataclasses.replace(cfg, classifier=dataclasses.replace(cfg.classifier, epochs=epochs))
     for direction in cfg.pretrain.directions:
         out = folder / direction / f"seed{seed}"
         if (out / "done.json").exists():
             continue
         log.info("curves: %s, %d labels, %s, seed %d", task, k, direction, seed)
         result = train_one_classifier(
-            cfg, task_dir, ctx.input("encode"), ctx.input("finetune_lm") / task / direction / "model.pt", direction,
+            clf_cfg, task_dir, ctx.input("encode"), ctx.input("finetune_lm") / task / direction / "model.pt", direction,
             seed, out, n_classes=n_classes, score=score, device=device_for(cfg), progress=ctx.progress,
             on_epoch=lambda rec, d=direction: ctx.emit({"event": "epoch", "task": task, "budget": k, "direction": d,
                                                         "seed": seed, **rec}),
@@ -223,6 +227,11 @@ def curves_header(ctx: StageContext, n_train: int) -> dict[str, str]:
         "LM fine-tuning": "unchanged at every budget: the LM fine-tuned on all of the task's text (train, valid, "
                           "unlabeled; no labels), as ULMFiT does; only classifiers and baselines see fewer labels",
         "valid split": valid,
+        "classifier epochs": f"{cfg.classifier.epochs} (classifier.epochs)" if not cfg.curves.min_steps else
+        ", ".join(f"{budget_epochs(cfg.classifier.epochs, cfg.curves.min_steps, k, cfg.classifier.batch_size)} at {k}"
+                  for k in curve_sizes(cfg.curves.budgets, n_train) if k < n_train)
+        + f" labels (at least curves.min_steps = {cfg.curves.min_steps} steps of {cfg.classifier.batch_size} labels; "
+          f"classifier.epochs = {cfg.classifier.epochs}); the whole-split column as the run trained it",
     }
 
 

@@ -6,10 +6,12 @@ in subsets.py. Only the `curves` stage reads this section, so setting it changes
     [curves]
     budgets = [100, 300, 1000, 3000, "all"]   # labels per task; empty (the default): no curves
     valid = "cap"                             # or "full"
+    min_steps = 0                             # at least this many classifier steps at every budget (0: off)
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,9 @@ class CurvesConfig:
     # "cap": at a budget of k labels, valid (best epoch, valid-tuned offsets) is a stratified, seeded subsample of
     # at most k rows; "full": the whole valid split at every budget
     valid: str = "cap"
+    # at a budget of k labels the classifier trains max(classifier.epochs, ceil(min_steps / batches per epoch))
+    # epochs, so small budgets are not left with a handful of optimizer steps; 0: classifier.epochs everywhere
+    min_steps: int = 0
 
 
 def check_curves(c: CurvesConfig, classes_by_task: dict[str, int], path: str | Path) -> None:
@@ -44,5 +49,14 @@ def check_curves(c: CurvesConfig, classes_by_task: dict[str, int], path: str | P
                                   f"classes ({n_classes}); a budget has at least one label of each class")
     if len(set(c.budgets)) != len(c.budgets):
         raise RecipeError(f"{path}: 'curves.budgets' is {c.budgets}; a budget is named twice")
+    if c.min_steps < 0:
+        raise RecipeError(f"{path}: 'curves.min_steps' is {c.min_steps}; expected a number of steps >= 0 (0: off)")
     if c.valid not in VALID_MODES:
         raise RecipeError(f"{path}: 'curves.valid' is {c.valid!r}; expected one of {', '.join(VALID_MODES)}")
+
+
+def budget_epochs(epochs: int, min_steps: int, n_labels: int, batch_size: int) -> int:
+    """Classifier epochs at a budget of `n_labels`: `epochs`, or more when they would make fewer than
+    `min_steps` optimizer steps (`batch_size` labels a step)."""
+    per_epoch = math.ceil(n_labels / batch_size)
+    return max(epochs, math.ceil(min_steps / per_epoch)) if min_steps else epochs
