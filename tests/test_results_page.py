@@ -165,6 +165,12 @@ def test_unknown_section_key_is_named(results):
         render_page(results)
 
 
+def test_an_image_given_as_a_bare_path_is_named(results):
+    (results / "index.toml").write_text('[[section]]\ntitle = "A"\nimages = ["img/a.png"]\n', encoding="utf-8")
+    with pytest.raises(DataError, match="section 1 .A.: an image is .*not 'img/a.png'"):
+        render_page(results)
+
+
 def test_cli_writes_atomically_and_checks(results):
     out = results.parent / "docs" / "page.md"
     runner = CliRunner()

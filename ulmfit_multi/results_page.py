@@ -58,6 +58,9 @@ def read_index(results_dir: Path) -> dict[str, Any]:
         _check_keys(section, SECTION_KEYS, where)
         if "title" not in section:
             raise DataError(f"{where}: a section needs a title")
+        for image in section.get("images", []):
+            if not isinstance(image, dict) or "path" not in image:
+                raise DataError(f"{where}: an image is {{ path = \"img/x.png\", alt = \"...\" }}, not {image!r}")
     return index
 
 
