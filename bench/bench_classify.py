@@ -127,12 +127,17 @@ def main(argv: list[str] | None = None) -> dict:
             if impl.endswith("int8") and precision != "fp32":
                 continue  # dynamic int8 replaces the matrix products; no autocast on top
             resolved = resolve_precision(precision, "cpu")
+            key = f"{impl}@{precision}"
             if impl == "fastai":
-                seconds = run_fastai(cfg, docs, a.vocab, a.classes, a.bs, a.max_len, resolved)
+                try:
+                    seconds = run_fastai(cfg, docs, a.vocab, a.classes, a.bs, a.max_len, resolved)
+                except ImportError as e:
+                    results[key] = {"skipped": f"fastai is not installed ({e})"}
+                    print(f"{impl:>18} {precision:>5}: skipped, fastai is not installed")
+                    continue
             else:
                 model = ours(cfg, a.vocab, a.classes, a.max_len, quantize=impl.endswith("int8"))
                 seconds = run_ours(model, docs, a.bs, a.max_len, resolved)
-            key = f"{impl}@{precision}"
             results[key] = {"seconds": seconds, "documents_per_second": len(docs) / seconds}
             print(f"{impl:>18} {precision:>5}: {len(docs) / seconds:10,.1f} documents/s ({seconds:.2f} s)")
     out = {"documents": len(docs), "tokens": tokens, "args": {k: str(v) for k, v in vars(a).items()},

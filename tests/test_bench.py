@@ -57,6 +57,22 @@ def test_the_script_adds_fastai_as_an_optional_third(tmp_path: Path, monkeypatch
     assert (tmp_path / "bench.json").exists()
 
 
+def test_the_classifier_inference_script_times_ours_int8_and_fastai(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts the checkout on sys.path
+    spec = importlib.util.spec_from_file_location("bench_classify_script", ROOT / "bench" / "bench_classify.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)  # type: ignore[union-attr]
+    out = script.main(["--docs", "20", "--mean-len", "5", "--vocab", "60", "--emb", "8", "--hidden", "12",
+                       "--bptt", "4", "--bs", "8", "--threads", "1", "--json", str(tmp_path / "clf.json")])
+    assert set(out["results"]) == {"ulmfit_multi@fp32", "ulmfit_multi@bf16", "ulmfit_multi-int8@fp32",
+                                   "fastai@fp32", "fastai@bf16"}
+    assert out["results"]["ulmfit_multi-int8@fp32"]["documents_per_second"] > 0
+    if importlib.util.find_spec("fastai") is None:
+        assert "skipped" in out["results"]["fastai@fp32"]
+    assert (tmp_path / "clf.json").exists()
+
+
 def test_the_package_never_imports_from_bench() -> None:
     bench_modules = {p.stem for p in (ROOT / "bench").glob("*.py")} | {"bench"}
     for path in (ROOT / "ulmfit_multi").rglob("*.py"):
