@@ -34,7 +34,8 @@ from .builders import device_for
 from .curves_config import budget_epochs
 from .evaluate import compute_metrics, metric_fn, seed_system_probas
 from .runfolder import command_line, make_record, read_records, recorded_invocation, write_records
-from .stages import StageContext, environment
+from .envinfo import environment
+from .stages import StageContext
 from .subsets import ALL, budget_rows, budget_size, capped_rows
 from .tables import SYSTEM_ORDER, aggregate
 

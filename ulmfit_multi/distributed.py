@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .ddp import ray_session
+from .errors import StageError
 
 log = logging.getLogger("ulmfit_multi")
 
@@ -289,6 +290,10 @@ def pretrain_many(langs: list[str], *, preset: str = "smoke", overrides: list[st
     if not langs:
         raise ValueError("pretrain_many: no languages given")
     paths = Paths.resolve(data_dir, mirror, work_dir)
+    if paths.remote:  # each node would need its own cache and the checkpoints on the store: not built yet
+        raise StageError(f"pretrain --langs: a work dir on object storage ({paths.remote}) is not supported yet "
+                         "(issue #24, phase 2); run one language at a time (`ulmfit-multi pretrain <lang>`) "
+                         "or use a shared file system")
     # resolved here, on the driver: relative paths mean nothing on another node
     if gpus_per_lang > 1:
         overrides = _with_override(overrides, "pretrain.workers", int(gpus_per_lang))

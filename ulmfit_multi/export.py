@@ -146,7 +146,7 @@ def _common_files(run: RunFolder, cfg: Config, staging: Path, lang: str, normali
 
 
 def _header(run: RunFolder, cfg: Config, kind: str, name: str) -> dict[str, Any]:
-    from .stages import environment
+    from .envinfo import environment
 
     return {"kind": kind, "name": name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "made_from": {"run": str(run.path), "recipe": cfg.recipe.name, "description": cfg.recipe.description,

@@ -13,6 +13,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout (recipes and 
 ENV_DATA = "ULMFIT_MULTI_DATA"
 ENV_MIRROR = "ULMFIT_MULTI_MIRROR"
 ENV_WORK = "ULMFIT_MULTI_WORK"
+ENV_WORK_CACHE = "ULMFIT_MULTI_WORK_CACHE"  # the node-local copy of a work store at an object-storage URI
+
+
+def is_uri(location: str | Path | None) -> bool:
+    """Whether a work dir is an object-storage (or any fsspec) URI such as `s3://bucket/prefix`, not a path."""
+    return isinstance(location, str) and "://" in location
+
+
+def default_work_cache(uri: str) -> Path:
+    """The node-local cache of a remote work store: $XDG_CACHE_HOME/ulmfit_multi/work/<protocol>/<bucket>/<prefix>."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ulmfit_multi" / "work" / uri.replace("://", "/", 1).strip("/")
 
 
 def default_data_dir() -> Path:
@@ -27,13 +39,20 @@ class Paths:
 
     data_dir: Path
     mirror: Path | None
-    work_dir: Path
+    work_dir: Path  # with `remote`: the node-local cache the stages read and write (see objstore.py)
+    remote: str | None = None  # the work store's object-storage URI, when it is one
 
     @classmethod
     def resolve(cls, data_dir: str | Path | None = None, mirror: str | Path | None = None,
-                work_dir: str | Path | None = None) -> "Paths":
-        """Apply flag > env > default for each location."""
+                work_dir: str | Path | None = None, cache_dir: str | Path | None = None) -> "Paths":
+        """Apply flag > env > default for each location. A work dir given as a URI (`s3://bucket/prefix`)
+        becomes `remote`, and `work_dir` its local cache (`cache_dir` > $ULMFIT_MULTI_WORK_CACHE > default)."""
         data = Path(data_dir or os.environ.get(ENV_DATA) or default_data_dir()).expanduser()
         mir = mirror or os.environ.get(ENV_MIRROR) or None
-        work = Path(work_dir or os.environ.get(ENV_WORK) or "work").expanduser()
-        return cls(data.resolve(), Path(mir).expanduser().resolve() if mir else None, work.resolve())
+        given = work_dir or os.environ.get(ENV_WORK) or "work"
+        remote = given.rstrip("/") if is_uri(given) else None
+        if remote:
+            work = Path(cache_dir or os.environ.get(ENV_WORK_CACHE) or default_work_cache(remote)).expanduser()
+        else:
+            work = Path(given).expanduser()
+        return cls(data.resolve(), Path(mir).expanduser().resolve() if mir else None, work.resolve(), remote)

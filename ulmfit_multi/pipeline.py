@@ -392,7 +392,7 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
 def table(ctx: StageContext) -> dict[str, Any]:
     """Gather results and published references into Markdown, CSV, JSON and LaTeX tables."""
     from .notes import run_notes
-    from .stages import environment
+    from .envinfo import environment
     from .tables import write_tables
 
     cfg = ctx.cfg
@@ -486,10 +486,13 @@ def run_recipe(recipe: str | Path, *, preset: str = "smoke", overrides: list[str
                data_dir: str | Path | None = None, mirror: str | Path | None = None,
                work_dir: str | Path | None = None, from_stage: str | None = None, only: str | None = None,
                until: str | None = None, force: bool = False, device: str | None = None,
-               progress: bool | None = None, on_event: Callable[[dict], None] | None = None) -> RunResult:
+               progress: bool | None = None, on_event: Callable[[dict], None] | None = None,
+               cache_dir: str | Path | None = None) -> RunResult:
     """Load a recipe and run its stages (skipping finished ones); the Python face of `ulmfit-multi recipe`.
 
     `on_event(event)` gets the engine's stage events and the training stages' per-epoch events (dicts).
+    `work_dir` may be an object-storage URI (`s3://bucket/prefix`): the stages then run in the local
+    `cache_dir` and are published there (objstore.py).
     """
     from .inputs import InputFiles
 
@@ -498,7 +501,7 @@ def run_recipe(recipe: str | Path, *, preset: str = "smoke", overrides: list[str
         cfg.runtime.device = device
     if progress is not None:
         cfg.runtime.progress = progress
-    paths = Paths.resolve(data_dir, mirror, work_dir)
+    paths = Paths.resolve(data_dir, mirror, work_dir, cache_dir)
     resolve_inputs(cfg, paths)  # a source's full or offline version, the pretrain.from bundle: before fingerprints
     invocation = {
         "recipe": str(recipe), "preset": preset, "overrides": override_items(overrides),

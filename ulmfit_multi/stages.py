@@ -12,6 +12,8 @@ chain: intermediate outputs are never rehashed). Layout under the work directory
 A stage whose `store/<stage>/<fp12>/` exists is done and skipped. Otherwise it
 runs in `.partial/` (reusing what a crashed run left there, so training resumes
 from its last checkpoint) and is renamed into place only on success.
+With a work dir at an object-storage URI, this is the local cache, and each stage is
+also fetched from and published to the remote store (objstore.py).
 No ML code lives here.
 """
 
@@ -22,19 +24,18 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import shutil
 import socket
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__
 from .atomic import atomic_write, write_json
 from .config import Config, section
+from .envinfo import environment
 from .errors import StageError
+from .objstore import RemoteStore, open_remote
 from .paths import Paths
 from .schema import to_toml
 from .stage_inputs import DataIds, InputSource, adopt_legacy, same_folder, start_identities
@@ -261,6 +262,7 @@ def run_stages(stages: list[Stage], cfg: Config, paths: Paths, *, from_stage: st
     record = {"inputs": data if files is not None else None, "invocation": invocation}
     results: list[StageResult] = []
     _write_run_json(run_dir, cfg, results, fps, **record)
+    remote = open_remote(paths, progress=cfg.runtime.progress)  # None for a local work dir
     for index, st in enumerate(stages):
         if st not in chosen:
             continue
@@ -269,6 +271,8 @@ def run_stages(stages: list[Stage], cfg: Config, paths: Paths, *, from_stage: st
         inputs = {}
         for dep in st.after:
             dep_dir = store_dir(paths, dep, fps[dep])
+            if remote is not None and not dep_dir.exists():
+                remote.fetch(dep, fps[dep], dep_dir)
             if not dep_dir.exists():
                 raise StageError(
                     f"stage '{st.name}' needs '{dep}' ({fps[dep][:12]}), which has not been run: "
@@ -282,6 +286,8 @@ def run_stages(stages: list[Stage], cfg: Config, paths: Paths, *, from_stage: st
                                           files, META):
                 log.info("%s reuse %s (made before input files were fingerprinted; its files are unchanged)",
                          label, legacy[st.name][:12])
+        if remote is not None and st.name not in forced and not remote.fetch(st.name, fp, done) and done.exists():
+            remote.publish(st.name, fp, done)  # complete here, never published (an upload cut short)
         valid = done.exists() and (st.still_valid is None or st.still_valid(done))
         if valid and st.name not in forced:
             log.info("%s skip %s", label, fp[:12])
@@ -296,11 +302,14 @@ def run_stages(stages: list[Stage], cfg: Config, paths: Paths, *, from_stage: st
             try:
                 result = _run_one(st, cfg, paths, fp, done, inputs, fresh=st.name in forced,
                                   emit=_stage_emitter(on_event, st.name), data=stage_data(st, cfg, data),
-                                  run_dir=run_dir)
+                                  run_dir=run_dir, remote=remote)
             except BaseException as e:  # record the failure in run.json, then let it propagate
                 error = f"{type(e).__name__}: {e}"
                 results.append(StageResult(st.name, "failed", fp, partial, error=error))
                 _write_run_json(run_dir, cfg, results, fps, **record)
+                if remote is not None:
+                    with contextlib.suppress(Exception):
+                        remote.upload_run(run_dir)
                 notify(on_event, {"event": "stage", "stage": st.name, "status": "failed", "error": error})
                 raise
             results.append(result)
@@ -314,6 +323,9 @@ def run_stages(stages: list[Stage], cfg: Config, paths: Paths, *, from_stage: st
             for later in stages[index + 1:]:
                 fps[later.name], chain[later.name] = new_fps[later.name], new_chain[later.name]
         _write_run_json(run_dir, cfg, results, fps, **record)
+    if remote is not None:
+        remote.upload_run(run_dir)
+        log.info("remote store %s", remote.summary())
     return RunResult(run_dir, results)
 
 
@@ -324,9 +336,19 @@ def _stage_emitter(on_event: EventHook | None, stage: str) -> EventHook:
 
 
 def _run_one(st: Stage, cfg: Config, paths: Paths, fp: str, done: Path, inputs: dict[str, Path], fresh: bool,
-             emit: EventHook, data: DataIds, run_dir: Path) -> StageResult:
+             emit: EventHook, data: DataIds, run_dir: Path, remote: RemoteStore | None = None) -> StageResult:
     with stage_lock(done):
-        return _run_locked(st, cfg, paths, fp, done, inputs, fresh, emit, data, run_dir)
+        if remote is None:
+            return _run_locked(st, cfg, paths, fp, done, inputs, fresh, emit, data, run_dir)
+        # on a remote store: under the stage's lease, then published (see objstore.py)
+        with remote.claim(st.name, fp, force=fresh) as held:
+            if not held:  # another runner completed it while this one waited for the lease
+                remote.fetch(st.name, fp, done)
+                return StageResult(st.name, "skipped", fp, done, summary=_read_summary(done))
+            result = _run_locked(st, cfg, paths, fp, done, inputs, fresh, emit, data, run_dir)
+            if not remote.publish(st.name, fp, done, replace=fresh):
+                remote.fetch(st.name, fp, done)  # another runner's copy is the store's: use that one here too
+            return result
 
 
 @contextlib.contextmanager
@@ -459,42 +481,3 @@ def _write_run_json(run_dir: Path, cfg: Config, results: list[StageResult], fps:
         **({"inputs": inputs} if inputs is not None else {}),
         "invocation": invocation if invocation is not None else previous.get("invocation"),
     })
-
-
-_ENV_CACHE: dict[str, Any] = {}
-
-
-def environment() -> dict[str, Any]:
-    """Code and library versions, host and hardware, recorded in every artifact's metadata."""
-    if _ENV_CACHE:
-        return dict(_ENV_CACHE)
-    env: dict[str, Any] = {
-        "ulmfit_multi": __version__,
-        "git_commit": git_commit(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "host": socket.gethostname(),
-        "cpu_count": os.cpu_count(),
-    }
-    for mod in ("torch", "numpy", "sentencepiece", "sklearn"):
-        with contextlib.suppress(Exception):
-            env[mod] = __import__(mod).__version__
-    with contextlib.suppress(Exception):
-        import torch
-
-        env["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    _ENV_CACHE.update(env)
-    return dict(env)
-
-
-def git_commit() -> str:
-    """The repository's commit (with '+dirty' when the tree has changes), or '' outside git."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return f"{sha}+dirty" if sha and dirty else sha

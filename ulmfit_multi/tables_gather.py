@@ -13,7 +13,7 @@ def gather_runs(runs: list[Path], out: Path, *, title: str = "ULMFiT results") -
 
     A run with only its baselines finished contributes those rows."""
     from .notes import notes_of_run
-    from .stages import environment
+    from .envinfo import environment
     from .tables import write_tables
 
     records: list[dict] = []

@@ -1,0 +1,277 @@
+"""The stage store at an object-storage URI (`s3://bucket/prefix`, `gs://...`, `file:///...`: any fsspec
+filesystem), with a node-local cache.
+
+Stages run as ever in the local cache (`Paths.work_dir`, laid out like a local work dir); a finished stage is
+then published to the remote store, and a run on another machine (another cache) downloads it instead of
+computing it again. Remote layout under the URI:
+
+    store/<stage>/<fp12>/_stage.json      the marker: the stage's _stage.json + "upload" (prefix, {file: bytes}, owner)
+    store/<stage>/<fp12>.up-<owner>/...   the files of one upload; the marker names the upload it completes
+    store/<stage>/<fp12>.lease            who is computing the stage now, and until when
+    runs/<run folder>/...                 run.json, config.resolved.toml (the run folder's regular files)
+
+**Marker last.** Object stores have no rename, so a stage cannot be made complete by moving a folder: its files
+go to a prefix of their own, and the marker, written after the last of them, is what makes the stage complete.
+A cut upload leaves files and no marker: not complete; the next publisher uploads under its own prefix.
+
+**Two runners on one stage.** (1) Correctness: the marker is written with a conditional put (`If-None-Match: *`
+on S3; `O_EXCL` on a local filesystem), then read back; whoever's marker is there owns the stage, and the loser
+deletes its own upload prefix (never the winner's). Because every upload has its own prefix, two publishers
+never overwrite each other's files: the complete stage is always one upload's files. On a store that ignores
+the condition (some S3-compatible servers) or a filesystem without exclusive create, the last marker wins; the
+read-back tells each publisher which one, so files still never mix (the losing upload may stay as an orphan).
+(2) Cost: a lease object (`<fp12>.lease`: owner and expiry, renewed every third of its life while the stage
+runs) is taken with the same conditional put before computing, so a second runner waits for the marker
+instead of computing the stage twice. A lease past its expiry (its holder died) is deleted and taken anew;
+two runners doing that at the same moment may both compute (the marker scheme keeps the result whole).
+Expiry compares wall clocks: nodes' clocks must agree to well within the lease time (default 10 minutes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator
+
+from .atomic import atomic_write
+from .errors import StageError
+from .paths import Paths
+
+MARKER = "_stage.json"
+LEASE_SECONDS = 600.0
+POLL_SECONDS = 5.0
+BAR_BYTES = 8 << 20  # files at least this large get a progress bar
+
+
+class RemoteStore:
+    """A work store at `uri`, seen through the local cache directory `cache` (see the module docstring)."""
+
+    def __init__(self, uri: str, cache: Path, *, owner: str | None = None, lease_seconds: float | None = None,
+                 poll_seconds: float | None = None, progress: bool = False):
+        import fsspec
+
+        self.uri = uri.rstrip("/")
+        local = self.uri.startswith(("file://", "local://"))
+        self.fs, self.root = fsspec.core.url_to_fs(self.uri, **({"auto_mkdir": True} if local else {}))
+        self.root = self.root.rstrip("/")
+        self.cache = Path(cache)
+        self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = LEASE_SECONDS if lease_seconds is None else lease_seconds
+        self.poll_seconds = POLL_SECONDS if poll_seconds is None else poll_seconds
+        self.progress = progress
+        # what this store object asked of the remote: reads, writes, deletes (calls, not HTTP requests) and bytes
+        self.stats: Counter[str] = Counter()
+
+    def __repr__(self) -> str:
+        return f"RemoteStore({self.uri!r}, cache={str(self.cache)!r})"
+
+    def key(self, *parts: str) -> str:
+        """The object key of a path relative to the store's root."""
+        return "/".join([self.root, *parts])
+
+    def marker(self, stage: str, fp: str) -> bytes | None:
+        """The marker object of a stage (its bytes), or None while the stage is not complete in the store."""
+        return self._read(self.key("store", stage, fp[:12], MARKER))
+
+    def is_complete(self, stage: str, fp: str) -> bool:
+        """Whether the store holds a complete copy of the stage (its marker exists)."""
+        return self.marker(stage, fp) is not None
+
+    def fetch(self, stage: str, fp: str, done: Path) -> bool:
+        """Make the local `done` folder the store's complete copy of the stage, if the store has one; returns
+        whether it does. A local copy whose marker equals the store's is kept; any other is replaced."""
+        body = self.marker(stage, fp)
+        if body is None:
+            return False
+        local = done / MARKER
+        if local.is_file() and local.read_bytes() == body:
+            return True
+        upload = json.loads(body).get("upload")
+        if upload is None:  # e.g. a local work dir copied into the bucket: its files and marker came in any order
+            raise StageError(f"{self.key('store', stage, fp[:12], MARKER)}: a marker without an upload record; "
+                             "publish stages with ulmfit_multi, not by copying a work dir (delete it to recompute)")
+        tmp = done.with_name(f"{done.name}.download-{uuid.uuid4().hex[:8]}")  # two downloaders never share it
+        tmp.mkdir(parents=True)
+        try:
+            for rel, size in upload["files"].items():
+                self._get(self.key(upload["prefix"], rel), tmp / rel, size)
+            (tmp / MARKER).write_bytes(body)  # last, as in the store
+            _swap_in(tmp, done)
+        finally:
+            _remove(tmp)  # a download cut short leaves nothing behind
+        return True
+
+    def publish(self, stage: str, fp: str, done: Path, *, replace: bool = False) -> bool:
+        """Upload a finished local stage folder (but ckpt/), then its marker, last. Returns whether this copy is the
+        store's now (False: another runner's marker was there first; this upload is removed again).
+        `replace`: put the marker even over an existing one (a forced rerun)."""
+        marker_key = self.key("store", stage, fp[:12], MARKER)
+        old = self._read(marker_key)
+        if old is not None and not replace:
+            return False
+        prefix = f"store/{stage}/{fp[:12]}.up-{self.owner}"
+        # training checkpoints (ckpt/) of a finished stage are not outputs (see `outputs` in its marker): they
+        # stay in the cache, which saves their bytes (optimizer state: twice a model's) on every upload
+        files = {rel: (done / rel).stat().st_size for rel in sorted(
+            p.relative_to(done).as_posix() for p in done.rglob("*") if p.is_file() and "ckpt" not in
+            p.relative_to(done).parts) if rel != MARKER}
+        for rel, size in files.items():
+            self._put(done / rel, self.key(prefix, rel), size)
+        meta = json.loads((done / MARKER).read_text(encoding="utf-8"))
+        meta["upload"] = {"prefix": prefix, "files": files, "owner": self.owner, "bytes": sum(files.values())}
+        body = json.dumps(meta, indent=2, ensure_ascii=False).encode()
+        if replace and old is not None:
+            self.stats.update(write=1, bytes_up=len(body))
+            self.fs.pipe_file(marker_key, body)
+            won = self._read(marker_key) == body
+        else:
+            won = self._create(marker_key, body)
+        if not won:
+            self._rm(self.key(prefix))
+            return False
+        with atomic_write(done / MARKER, "wb", encoding=None) as f:  # the local copy matches the store's marker
+            f.write(body)
+        if old is not None and json.loads(old)["upload"]["prefix"] != prefix:
+            self._rm(self.key(json.loads(old)["upload"]["prefix"]))
+        return True
+
+    @contextlib.contextmanager
+    def claim(self, stage: str, fp: str, *, force: bool = False) -> Iterator[bool]:
+        """Hold the stage's lease while the block computes it; yields True when held, False when another runner
+        completed the stage while this one waited for its lease (fetch it then). `force`: compute even when the
+        stage is complete already (still one runner at a time)."""
+        key = self.key("store", stage, fp[:12] + ".lease")
+        while True:
+            if not force and self.is_complete(stage, fp):
+                yield False
+                return
+            if self._create(key, self._lease_body()):
+                break
+            held = self._read(key)
+            try:
+                expired = held is None or json.loads(held)["expires"] < time.time()
+            except (ValueError, KeyError, TypeError):
+                expired = True
+            if expired:
+                self._rm(key)
+            else:
+                time.sleep(self.poll_seconds)
+        stop = threading.Event()
+        renew = threading.Thread(target=self._renew, args=(key, stop), daemon=True)
+        renew.start()
+        try:
+            yield True
+        finally:
+            stop.set()
+            renew.join()
+            with contextlib.suppress(Exception):
+                held = self._read(key)
+                if held is not None and json.loads(held).get("owner") == self.owner:
+                    self._rm(key)
+
+    def summary(self) -> str:
+        """One line: the object reads, writes and deletes made so far and the bytes moved each way."""
+        st = self.stats
+        return (f"{self.uri}: {st['read']} reads, {st['write']} writes, {st['delete']} deletes, "
+                f"{st['bytes_up']:,} bytes up, {st['bytes_down']:,} bytes down")
+
+    def upload_run(self, run_dir: Path) -> None:
+        """Copy the run folder's regular files (run.json, config.resolved.toml, ...) to `runs/<name>/`; its
+        links to store folders stay local (run.json names each stage's fingerprint)."""
+        for p in sorted(run_dir.iterdir()):
+            if p.is_file() and not p.is_symlink():
+                self._put(p, self.key("runs", run_dir.name, p.name), p.stat().st_size)
+
+    def _lease_body(self) -> bytes:
+        return json.dumps({"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(),
+                           "expires": time.time() + self.lease_seconds}).encode()
+
+    def _renew(self, key: str, stop: threading.Event) -> None:
+        while not stop.wait(self.lease_seconds / 3):
+            with contextlib.suppress(Exception):
+                self.stats["write"] += 1
+                self.fs.pipe_file(key, self._lease_body())
+
+    def _create(self, key: str, body: bytes) -> bool:
+        """Write `key` only if it does not exist; whether `body` is what the store holds afterwards."""
+        self.stats.update(write=1, bytes_up=len(body))
+        try:
+            self.fs.pipe_file(key, body, mode="create")
+        except FileExistsError:
+            return False
+        except TypeError:  # a filesystem without `mode`: plain put, the read-back decides
+            self.fs.pipe_file(key, body)
+        except OSError:  # e.g. a retried request whose first try went through: the read-back decides
+            if self._read(key) != body:
+                raise
+        return self._read(key) == body
+
+    def _read(self, key: str) -> bytes | None:
+        self.stats["read"] += 1
+        try:  # s3fs asks for the size first (a HEAD) unless told to read in one request
+            body = self.fs.cat_file(key, **({"max_concurrency": 1} if hasattr(self.fs, "max_concurrency") else {}))
+        except FileNotFoundError:
+            return None
+        self.stats["bytes_down"] += len(body)
+        return body
+
+    def _rm(self, key: str) -> None:
+        self.stats["delete"] += 1
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(key, recursive=True)
+
+    def _put(self, local: Path, key: str, size: int) -> None:
+        self.stats.update(write=1, bytes_up=size)
+        with _bar(self.progress, size, f"upload {local.name}") as callback:
+            self.fs.put_file(str(local), key, callback=callback)
+
+    def _get(self, key: str, local: Path, size: int) -> None:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        self.stats.update(read=1, bytes_down=size)
+        with _bar(self.progress, size, f"download {local.name}") as callback:
+            self.fs.get_file(key, str(local), callback=callback)
+
+
+def open_remote(paths: Paths, progress: bool = False) -> RemoteStore | None:
+    """The remote store of a work dir given as a URI (`paths.remote`), or None for a local work dir."""
+    return RemoteStore(paths.remote, paths.work_dir, progress=progress) if paths.remote else None
+
+
+@contextlib.contextmanager
+def _bar(show: bool, size: int, desc: str) -> Iterator[Any]:
+    """A tqdm progress callback for a large transfer, fsspec's no-op callback otherwise."""
+    from fsspec.callbacks import DEFAULT_CALLBACK, TqdmCallback
+
+    if not show or size < BAR_BYTES:
+        yield DEFAULT_CALLBACK
+        return
+    callback = TqdmCallback(tqdm_kwargs={"desc": desc, "unit": "B", "unit_scale": True})
+    try:
+        yield callback
+    finally:
+        callback.close()
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+def _swap_in(new: Path, done: Path) -> None:
+    """Put the folder `new` at `done`, replacing what is there (moved aside first, as the engine does)."""
+    aside = done.with_name(f"{done.name}.old-{uuid.uuid4().hex[:8]}")
+    if done.exists() or done.is_symlink():
+        _remove(aside)
+        os.replace(done, aside)
+    os.replace(new, done)
+    _remove(aside)
