@@ -24,7 +24,8 @@ from ulmfit_multi.stages import compute_fingerprints
 from test_pipeline import RECIPE, _dump, _task_csv
 
 # the ordinary run: 2 seeds, every baseline, valid-tuned offsets (so the capped valid split also fits those)
-BASE = ["evaluate.seeds=[0, 1]", 'evaluate.baselines=["majority", "tfidf-lr", "fasttext"]', "classifier.calibrate=true"]
+BASE = ["evaluate.seeds=[0, 1]", 'evaluate.baselines=["majority", "tfidf-lr", "fasttext"]', "classifier.calibrate=true",
+        "curves.min_steps=0"]  # the tiny task's budgets at classifier.epochs (min_steps has its own test)
 ULMFIT = [f"ULMFiT {s}{bias}" for bias in ("", " + valid-tuned bias") for s in ("fwd", "bwd", "ensemble")]
 SYSTEMS = ULMFIT + ["majority", "tfidf-lr", "fasttext"]
 N_TRAIN, N_VALID = 240, 60  # the tiny task's train and valid rows, 3 balanced classes
@@ -242,7 +243,7 @@ def test_budgets_are_recipe_keys_validated_on_load(tmp_path: Path) -> None:
     recipe = tmp_path / "tiny.toml"
     recipe.write_text(RECIPE + '\n[curves]\nbudgets = [100, 300, "all"]\n', encoding="utf-8")
     cfg = load_recipe(recipe, "base")
-    assert cfg.curves.budgets == [100, 300, "all"] and cfg.curves.valid == "cap"
+    assert cfg.curves.budgets == [100, 300, "all"] and cfg.curves.valid == "cap" and cfg.curves.min_steps == 500
     assert load_recipe("mr", "smoke").curves.budgets == []  # off by default
     set_ = load_recipe("mr", "smoke", ['curves.budgets=[50, "all"]', 'curves.valid="full"']).curves
     assert (set_.budgets, set_.valid) == ([50, "all"], "full")

@@ -6,7 +6,7 @@ in subsets.py. Only the `curves` stage reads this section, so setting it changes
     [curves]
     budgets = [100, 300, 1000, 3000, "all"]   # labels per task; empty (the default): no curves
     valid = "cap"                             # or "full"
-    min_steps = 0                             # at least this many classifier steps at every budget (0: off)
+    min_steps = 500                           # at least this many classifier steps at every budget (0: off)
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ class CurvesConfig:
     # at most k rows; "full": the whole valid split at every budget
     valid: str = "cap"
     # at a budget of k labels the classifier trains max(classifier.epochs, ceil(min_steps / batches per epoch))
-    # epochs, so small budgets are not left with a handful of optimizer steps; 0: classifier.epochs everywhere
-    min_steps: int = 0
+    # epochs, so small budgets are not left with a handful of optimizer steps (20 for 100 labels at 5 epochs of
+    # 32); 0: classifier.epochs everywhere. 500 lifted the Marathi ensembles by 0.6 to 6.2 points at 100 to 1,000
+    # labels (docs/BENCHMARKS.md, "Label-efficiency curves")
+    min_steps: int = 500
 
 
 def check_curves(c: CurvesConfig, classes_by_task: dict[str, int], path: str | Path) -> None:
