@@ -7,7 +7,6 @@ test then runs the curves stage with its own budgets, so only that stage runs (a
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from ulmfit_multi.pipeline import STAGE_NAMES, STAGES, run_recipe
 from ulmfit_multi.runfolder import read_records
 from ulmfit_multi.stages import compute_fingerprints
 
-from test_pipeline import RECIPE, _dump, _task_csv
+from test_pipeline import RECIPE, write_tiny
 
 # the ordinary run: 2 seeds, every baseline, valid-tuned offsets (so the capped valid split also fits those)
 BASE = ["evaluate.seeds=[0, 1]", 'evaluate.baselines=["majority", "tfidf-lr", "fasttext"]', "classifier.calibrate=true",
@@ -46,13 +45,7 @@ def one_torch_thread():
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The tiny recipe run once through every ordinary stage (curves.budgets empty)."""
     root = tmp_path_factory.mktemp("curves")
-    rng = random.Random(0)
-    mirror = root / "mirror"
-    _dump(mirror / "mr/wiki/tiny.xml.bz2", rng)
-    for split, n in (("train", N_TRAIN), ("valid", N_VALID), ("test", 60)):
-        _task_csv(mirror / f"mr/task/{split}.csv", rng, n)
-    recipe = root / "tiny.toml"
-    recipe.write_text(RECIPE, encoding="utf-8")
+    mirror, recipe = write_tiny(root, N_TRAIN, N_VALID)
     kw = dict(preset="base", mirror=mirror, work_dir=root / "work", data_dir=root / "data", progress=False,
               device="cpu")
     with pytest.MonkeyPatch.context() as mp:  # the module's run writes nothing outside root

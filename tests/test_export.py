@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import random
 import re
 import shutil
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from test_pipeline import RECIPE, _dump, _task_csv  # the tiny_setup fixture's data, shared by this module's run
+from test_pipeline import RECIPE, write_tiny  # the tiny_setup fixture's data, shared by this module's run
 from ulmfit_multi.bundle import Bundle, BundleError
 from ulmfit_multi.export import export_classifier, export_lm
 from ulmfit_multi.pipeline import STAGE_NAMES, run_recipe
@@ -27,13 +26,9 @@ TEXTS = ["हा चित्रपट छान सुंदर आहे", "�
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The tiny recipe run once for every test here (like tiny_setup, module-scoped)."""
     root = tmp_path_factory.mktemp("tiny")
-    rng = random.Random(0)
-    _dump(root / "mirror" / "mr/wiki/tiny.xml.bz2", rng)
-    for split, n in (("train", 240), ("valid", 60), ("test", 60)):
-        _task_csv(root / "mirror" / f"mr/task/{split}.csv", rng, n)
-    (root / "tiny.toml").write_text(RECIPE, encoding="utf-8")
-    kw = dict(mirror=root / "mirror", work_dir=root / "work", data_dir=root / "data", progress=False, device="cpu")
-    result = run_recipe(root / "tiny.toml", preset="base", **kw)
+    mirror, recipe = write_tiny(root)
+    kw = dict(mirror=mirror, work_dir=root / "work", data_dir=root / "data", progress=False, device="cpu")
+    result = run_recipe(recipe, preset="base", **kw)
     return {"root": root, "run": result.run_dir, "kw": kw}  # type: ignore[dict-item]
 
 

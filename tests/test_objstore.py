@@ -309,15 +309,9 @@ def test_tiny_recipe_through_s3_then_from_another_cache_gives_the_local_table(s3
 
     from ulmfit_multi.pipeline import run_recipe
 
-    from test_pipeline import RECIPE, _dump, _task_csv
+    from test_pipeline import write_tiny
 
-    rng = random.Random(0)
-    mirror = tmp_path / "mirror"
-    _dump(mirror / "mr/wiki/tiny.xml.bz2", rng)
-    for split, n in (("train", 240), ("valid", 60), ("test", 60)):
-        _task_csv(mirror / f"mr/task/{split}.csv", rng, n)
-    recipe = tmp_path / "tiny.toml"
-    recipe.write_text(RECIPE, encoding="utf-8")
+    mirror, recipe = write_tiny(tmp_path)
     kw = dict(preset="base", mirror=mirror, progress=False, device="cpu")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -130,15 +130,22 @@ cite = "nobody 2026"
 """
 
 
+def write_tiny(root: Path, n_train: int = 240, n_valid: int = 60) -> tuple[Path, Path]:
+    """The tiny recipe's mirror (a small dump, a 3-class task's train/valid/test CSVs) and recipe file under
+    `root`: (mirror, recipe). Shared by the modules that run the tiny recipe."""
+    rng = random.Random(0)
+    mirror = root / "mirror"
+    _dump(mirror / "mr/wiki/tiny.xml.bz2", rng)
+    for split, n in (("train", n_train), ("valid", n_valid), ("test", 60)):
+        _task_csv(mirror / f"mr/task/{split}.csv", rng, n)
+    recipe = root / "tiny.toml"
+    recipe.write_text(RECIPE, encoding="utf-8")
+    return mirror, recipe
+
+
 @pytest.fixture
 def tiny_setup(tmp_path: Path) -> dict[str, Path]:
-    rng = random.Random(0)
-    mirror = tmp_path / "mirror"
-    _dump(mirror / "mr/wiki/tiny.xml.bz2", rng)
-    for split, n in (("train", 240), ("valid", 60), ("test", 60)):
-        _task_csv(mirror / f"mr/task/{split}.csv", rng, n)
-    recipe = tmp_path / "tiny.toml"
-    recipe.write_text(RECIPE, encoding="utf-8")
+    mirror, recipe = write_tiny(tmp_path)
     return {"mirror": mirror, "recipe": recipe, "work": tmp_path / "work", "data": tmp_path / "data"}
 
 
