@@ -65,3 +65,27 @@ def test_sha256_file_matches_hashlib(tmp_path):
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
     assert sha256_file(empty) == hashlib.sha256(b"").hexdigest()
+
+
+def test_replace_folder_puts_the_new_folder_over_a_folder_or_a_link(tmp_path) -> None:
+    from ulmfit_multi.atomic import remove_path, replace_folder
+
+    done, aside = tmp_path / "done", tmp_path / "done.old"
+    for old_is_link in (False, True):
+        target = tmp_path / "elsewhere"
+        target.mkdir(exist_ok=True)
+        (target / "kept.txt").write_text("kept")
+        if old_is_link:
+            done.symlink_to(target, target_is_directory=True)
+        else:
+            done.mkdir()
+            (done / "old.txt").write_text("old")
+        new = tmp_path / "new"
+        new.mkdir()
+        (new / "a.txt").write_text("a")
+        replace_folder(new, done, aside)
+        assert not done.is_symlink() and [p.name for p in done.iterdir()] == ["a.txt"]
+        assert not new.exists() and not aside.exists() and (target / "kept.txt").exists()  # a link's target stays
+        remove_path(done)
+        assert not done.exists()
+    remove_path(tmp_path / "missing")  # nothing there: nothing to do

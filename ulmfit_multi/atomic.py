@@ -1,7 +1,8 @@
 """Write-then-rename helpers: nothing half-written ever looks complete.
 
 Every artifact the toolkit writes goes through `atomic_write` (or `write_json`,
-`save_torch`, which use it); stage folders are published by the stage engine's rename. A temporary name
+`save_torch`, which use it); stage folders are published with `replace_folder` (the stage engine, downloads
+from a remote store). A temporary name
 is used while writing and `os.replace` publishes the result only after success.
 """
 
@@ -65,3 +66,23 @@ def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
         while chunk := f.read(chunk_bytes):
             h.update(chunk)
     return h.hexdigest()
+
+
+def remove_path(path: str | os.PathLike) -> None:
+    """Remove a symlink (not what it points to) or a folder tree; nothing when there is nothing there."""
+    path = Path(path)
+    if path.is_symlink():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+def replace_folder(new: str | os.PathLike, done: str | os.PathLike, aside: str | os.PathLike) -> None:
+    """Put the folder `new` at `done`, replacing what is there: the old folder (or symlink) is first moved to
+    `aside` and removed after, so `done` is never a half-removed folder."""
+    done, aside = Path(done), Path(aside)
+    if done.exists() or done.is_symlink():
+        remove_path(aside)
+        os.replace(done, aside)
+    os.replace(new, done)
+    remove_path(aside)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import socket
 import threading
 import time
@@ -41,7 +40,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
-from .atomic import atomic_write
+from .atomic import atomic_write, remove_path, replace_folder
 from .errors import StageError
 from .paths import Paths
 
@@ -104,9 +103,9 @@ class RemoteStore:
             for rel, size in upload["files"].items():
                 self._get(self.key(upload["prefix"], rel), tmp / rel, size)
             (tmp / MARKER).write_bytes(body)  # last, as in the store
-            _swap_in(tmp, done)
+            replace_folder(tmp, done, done.with_name(f"{done.name}.old-{uuid.uuid4().hex[:8]}"))
         finally:
-            _remove(tmp)  # a download cut short leaves nothing behind
+            remove_path(tmp)  # a download cut short leaves nothing behind
         return True
 
     def publish(self, stage: str, fp: str, done: Path, *, replace: bool = False) -> bool:
@@ -139,8 +138,10 @@ class RemoteStore:
             return False
         with atomic_write(done / MARKER, "wb", encoding=None) as f:  # the local copy matches the store's marker
             f.write(body)
-        if old is not None and json.loads(old)["upload"]["prefix"] != prefix:
-            self._rm(self.key(json.loads(old)["upload"]["prefix"]))
+        if old is not None:  # a forced rerun: the replaced upload's files go
+            old_prefix = json.loads(old)["upload"]["prefix"]
+            if old_prefix != prefix:
+                self._rm(self.key(old_prefix))
         return True
 
     @contextlib.contextmanager
@@ -258,20 +259,3 @@ def _bar(show: bool, size: int, desc: str) -> Iterator[Any]:
         yield callback
     finally:
         callback.close()
-
-
-def _remove(path: Path) -> None:
-    if path.is_symlink():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path)
-
-
-def _swap_in(new: Path, done: Path) -> None:
-    """Put the folder `new` at `done`, replacing what is there (moved aside first, as the engine does)."""
-    aside = done.with_name(f"{done.name}.old-{uuid.uuid4().hex[:8]}")
-    if done.exists() or done.is_symlink():
-        _remove(aside)
-        os.replace(done, aside)
-    os.replace(new, done)
-    _remove(aside)

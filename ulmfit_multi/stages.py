@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .atomic import atomic_write, write_json
+from .atomic import atomic_write, replace_folder, write_json
 from .config import Config, section
 from .envinfo import environment
 from .errors import StageError
@@ -418,20 +418,9 @@ def _run_locked(st: Stage, cfg: Config, paths: Paths, fp: str, done: Path, input
         "environment": environment(),
     }
     write_json(partial / META, meta)
-    aside = done.with_name(done.name + ".old")
-    if done.exists() or done.is_symlink():  # a symlink: a store folder adopted from an older version
-        _remove(aside)
-        os.replace(done, aside)
-    os.replace(partial, done)
-    _remove(aside)
+    # done may be a symlink: a store folder adopted from an older version
+    replace_folder(partial, done, done.with_name(done.name + ".old"))
     return StageResult(st.name, "ran", fp, done, seconds=seconds, summary=summary)
-
-
-def _remove(path: Path) -> None:
-    if path.is_symlink():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path)
 
 
 def _read_summary(done: Path) -> dict[str, Any]:
