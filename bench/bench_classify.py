@@ -21,7 +21,6 @@ import argparse
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from ulmfit_multi.config import ModelSection  # noqa: E402
 from ulmfit_multi.model import build_classifier  # noqa: E402
 from ulmfit_multi.precision import autocast, resolve_precision  # noqa: E402
+from ulmfit_multi.predict import quantize_int8  # noqa: E402
 from ulmfit_multi.tokens import ClassifierBatches, TokenStore  # noqa: E402
 from ulmfit_multi.train_classifier import predict_proba  # noqa: E402
 
@@ -51,11 +51,7 @@ def ours(cfg: ModelSection, vocab: int, n_classes: int, max_len: int, quantize: 
     """Our classifier with random weights, in eval mode; int8 dynamic quantization when asked."""
     torch.manual_seed(0)
     model = build_classifier(cfg, vocab, n_classes, max_len=max_len).eval()
-    if quantize:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = torch.ao.quantization.quantize_dynamic(model, {nn.LSTM, nn.Linear}, dtype=torch.qint8)
-    return model
+    return quantize_int8(model) if quantize else model  # what `predict --quantize int8` does
 
 
 def run_ours(model: nn.Module, docs: list[np.ndarray], bs: int, max_len: int, precision: str) -> float:

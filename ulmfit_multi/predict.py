@@ -109,22 +109,11 @@ class Predictor:
     def quantize(self, mode: str = "int8") -> "Predictor":
         """int8 dynamic quantization of the LSTM and Linear layers (CPU inference; the weight-dropped LSTMs are
         plain nn.LSTMs in eval mode, which torch's dynamic quantization replaces). Returns self."""
-        import warnings
-
-        import torch
-        from torch import nn
-
         if mode != "int8":
             raise ValueError(f"quantize: {mode!r} is not supported; expected 'int8'")
         if self.device != "cpu":
             raise StageError(f"int8 dynamic quantization runs on the CPU, not {self.device!r}")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice (torchao replaces it)
-            quantization = getattr(getattr(torch, "ao", None), "quantization", None)
-            if quantization is None or not hasattr(quantization, "quantize_dynamic"):
-                raise StageError(f"torch {torch.__version__} has no torch.ao.quantization.quantize_dynamic")
-            self.models = {d: quantization.quantize_dynamic(m.eval(), {nn.LSTM, nn.Linear}, dtype=torch.qint8)
-                           for d, m in self.models.items()}
+        self.models = {d: quantize_int8(m) for d, m in self.models.items()}
         self.quantized = mode
         return self
 
@@ -181,6 +170,21 @@ class Predictor:
         """(class name, probability) for each text."""
         proba = self.predict_proba(texts)
         return [(self.classes[i], float(p[i])) for i, p in zip(proba.argmax(1), proba)]
+
+
+def quantize_int8(model: Any) -> Any:
+    """`model` in eval mode with its LSTM and Linear layers dynamically quantized to int8 (CPU inference)."""
+    import warnings
+
+    import torch
+    from torch import nn
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice (torchao replaces it)
+        quantization = getattr(getattr(torch, "ao", None), "quantization", None)
+        if quantization is None or not hasattr(quantization, "quantize_dynamic"):
+            raise StageError(f"torch {torch.__version__} has no torch.ao.quantization.quantize_dynamic")
+        return quantization.quantize_dynamic(model.eval(), {nn.LSTM, nn.Linear}, dtype=torch.qint8)
 
 
 def bundle_model_section(data: dict[str, Any], drop_mult: float) -> Any:
