@@ -94,3 +94,19 @@ def test_cli_prints_the_report_and_writes_it(tmp_path):
     assert out.read_text() in result.output
     bad = CliRunner().invoke(app, ["compare", str(base), str(tmp_path / "missing")])
     assert bad.exit_code == 2 and "missing: not a run folder" in bad.output
+
+
+def test_a_json_report_is_a_results_page_table_with_the_markdown_rows(tmp_path):
+    from ulmfit_multi.compare import write_comparison
+    from ulmfit_multi.results_page import render_table
+
+    base = _run(tmp_path, "a", synthetic=True, evaluate=[_rec("f20", "ULMFiT fwd", 0, 0.60)])
+    other = _run(tmp_path, "b", synthetic=False, evaluate=[_rec("f20", "ULMFiT fwd", 0, 0.62)])
+    comparison = compare_runs(base, other)
+    out = write_comparison(comparison, tmp_path / "docs" / "ablation.json")
+    doc = json.loads(out.read_text())
+    assert doc["rows"] == [["f20 (w-F1)", "ULMFiT fwd", "0", "60.00", "62.00", "+2.00", ""]]
+    rendered = "\n".join(render_table(doc))
+    assert "| f20 (w-F1) | ULMFiT fwd | 0 | 60.00 | 62.00 | +2.00 |  |" in rendered
+    assert "`corpus.synthetic.enabled`: `True` -> `False`" in rendered
+    assert "| f20 (w-F1) | ULMFiT fwd | 0 | 60.00 | 62.00 | +2.00 |  |" in comparison.to_markdown()

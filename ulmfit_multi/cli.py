@@ -359,7 +359,7 @@ def results_page_cmd(
 def compare(
     base: Annotated[Path, typer.Argument(help="The reference run folder (work/runs/<recipe>-<preset>...).")],
     other: Annotated[Path, typer.Argument(help="The run to compare with it, e.g. an ablation.")],
-    out: Annotated[Optional[Path], typer.Option(help="Also write the Markdown report here.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Also write the report here: Markdown, or a results-page table if it ends in .json.")] = None,
 ) -> None:
     """Compare two runs seed by seed (a run still training: its finished classifiers): config and score differences."""
     from .compare import compare_runs, write_comparison

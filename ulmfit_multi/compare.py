@@ -8,6 +8,7 @@ stage has not run yet contributes the classifiers finished so far (`partial.part
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,30 +60,42 @@ class Comparison:
     base_about: str = ""  # recipe, preset, code version (and whether partial) of each run
     other_about: str = ""
 
-    def to_markdown(self) -> str:
-        """A Markdown report: both runs, their config differences, and one row per task and system."""
-        lines = [f"## {self.other.name} against {self.base.name}", "",
-                 f"- base: `{self.base}` ({self.base_about})",
-                 f"- other: `{self.other}` ({self.other_about})",
-                 "- config differences (base -> other):"]
-        lines += [f"  - `{key}`: {_show(a)} -> {_show(b)}" for key, a, b in self.config_diff] or ["  - none"]
-        lines += ["", "| task | system | seeds compared | base | other | other - base | per seed |",
-                  "|---|---|---|---|---|---|---|"]
+    def to_table(self) -> dict[str, Any]:
+        """The comparison as a simple table (columns, rows, header, notes): what `results-page` renders."""
+        header = {"base": f"`{self.base}` ({self.base_about})", "other": f"`{self.other}` ({self.other_about})",
+                  "config differences (base -> other)": [f"`{key}`: {_show(a)} -> {_show(b)}"
+                                                         for key, a, b in self.config_diff] or "none"}
+        rows = []
         for r in self.rows:
             seeds = ", ".join("-" if s is None else str(s) for s in r.seeds)
             diff = f"{100 * r.mean_diff:+.2f}"
             if len(r.diffs) > 1:
                 diff += f" ± {100 * statistics.stdev(r.diffs):.2f}"
             per_seed = ", ".join(f"{100 * d:+.2f}" for d in r.diffs) if len(r.diffs) > 1 else ""
-            lines.append(f"| {r.task} ({METRIC_SHORT.get(r.metric, r.metric)}) | {r.system} | {seeds} | {_pct(r.base)} | {_pct(r.other)} | {diff} | {per_seed} |")
-        lines += ["", "Test split, the task's metric in percent; base and other are means over the seeds compared; "
-                  "other - base is the mean paired difference (± its sample std over seeds)."]
+            rows.append([f"{r.task} ({METRIC_SHORT.get(r.metric, r.metric)})", r.system, seeds, _pct(r.base),
+                         _pct(r.other), diff, per_seed])
+        notes = ["Test split, the task's metric in percent; base and other are means over the seeds compared; "
+                 "other - base is the mean paired difference (± its sample std over seeds)."]
         skipped = sorted({s for r in self.rows for s in r.base_only_seeds + r.other_only_seeds if s is not None})
         if skipped:
-            lines.append(f"Seeds scored in one run only, left out of the comparison: {', '.join(map(str, skipped))}.")
-        if self.unmatched:
-            lines += ["", "Not in both runs:"] + [f"- {u}" for u in self.unmatched]
-        return "\n".join(lines) + "\n"
+            notes.append(f"Seeds scored in one run only, left out of the comparison: {', '.join(map(str, skipped))}.")
+        notes += [f"Not in both runs: {u}" for u in self.unmatched]
+        return {"title": f"{self.other.name} against {self.base.name}", "header": header,
+                "columns": ["task", "system", "seeds compared", "base", "other", "other - base", "per seed"],
+                "rows": rows, "notes": notes}
+
+    def to_markdown(self) -> str:
+        """A Markdown report: both runs, their config differences, and one row per task and system."""
+        table = self.to_table()
+        lines = [f"## {table['title']}", ""]
+        for key, value in table["header"].items():
+            if isinstance(value, list):
+                lines += [f"- {key}:"] + [f"  - {v}" for v in value]
+            else:
+                lines.append(f"- {key}: {value}")
+        lines += ["", "| " + " | ".join(table["columns"]) + " |", "|" + "---|" * len(table["columns"])]
+        lines += ["| " + " | ".join(row) + " |" for row in table["rows"]]
+        return "\n".join(lines + [""] + table["notes"]) + "\n"
 
 
 def _show(value: Any) -> str:
@@ -171,9 +184,13 @@ def compare_runs(base: str | Path, other: str | Path) -> Comparison:
 
 
 def write_comparison(comparison: Comparison, out: str | Path) -> Path:
-    """Write the Markdown report (atomically: a temp name, then rename)."""
+    """Write the report (atomically: a temp name, then rename): a simple-table JSON for `results-page` when `out`
+    ends in .json, Markdown otherwise."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out) as f:
-        f.write(comparison.to_markdown())
+        if out.suffix == ".json":
+            f.write(json.dumps(comparison.to_table(), ensure_ascii=False, indent=2) + "\n")
+        else:
+            f.write(comparison.to_markdown())
     return out
