@@ -1,4 +1,5 @@
-"""Shared fixtures: a fixed terminal width, an isolated environment, and the real-data mirror.
+"""Shared fixtures: a fixed terminal width, an isolated environment, the real-data mirror, and an S3 server
+(moto) on 127.0.0.1 with one bucket.
 
 Markers (slow, realdata, gpu) are declared in pyproject.toml (with --strict-markers); nothing is
 registered here.
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+S3_BUCKET = "ulmfit-test"
 
 # typer/rich wrap help text to the terminal width; fix it so help assertions do not depend on it.
 os.environ["COLUMNS"] = "200"
@@ -40,6 +42,37 @@ def mirror_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"real-data mirror not found at {path} (set ULMFIT_MULTI_MIRROR)")
     return path.resolve()
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    """A moto S3 server on 127.0.0.1 with one bucket (`s3_bucket`), the AWS_* variables pointing at it for the
+    module's tests (and any process they start); yields its endpoint URL. Skips without s3fs or moto[server]."""
+    s3fs = pytest.importorskip("s3fs", reason="needs s3fs: pip install -e '.[s3]'")
+    server_mod = pytest.importorskip("moto.server", reason="needs moto[server]: pip install -e '.[test]'")
+    pytest.importorskip("flask", reason="moto's server needs flask: pip install 'moto[server]'")
+    import boto3
+
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    with pytest.MonkeyPatch.context() as mp:
+        env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+               "AWS_ENDPOINT_URL": endpoint}
+        for k, v in env.items():
+            mp.setenv(k, v)
+        boto3.client("s3").create_bucket(Bucket=S3_BUCKET)
+        s3fs.S3FileSystem.clear_instance_cache()  # fsspec reuses instances: one made for another module's server
+        yield endpoint
+    s3fs.S3FileSystem.clear_instance_cache()
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_bucket(s3_server: str) -> str:
+    """The name of the moto server's bucket."""
+    return S3_BUCKET
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

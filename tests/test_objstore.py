@@ -1,5 +1,6 @@
 """The stage store on object storage (objstore.py): the logic against `file://`, then S3 for real against a
-moto server started on 127.0.0.1 (skipped without moto[server] and s3fs: `pip install -e ".[test,s3]"`).
+moto server started on 127.0.0.1 (conftest.py's `s3_server`; skipped without moto[server] and s3fs:
+`pip install -e ".[test,s3]"`).
 
     OMP_NUM_THREADS=1 python -m pytest tests/test_objstore.py -q    # about 25 s on 2 cores
 """
@@ -22,7 +23,6 @@ from ulmfit_multi.stages import run_stages, store_dir
 from test_stages import NAMES, make_stages, statuses, tiny_cfg
 
 FP = "ab" * 32
-BUCKET = "ulmfit-test"
 
 
 def stage_folder(root: Path, files: dict[str, str]) -> Path:
@@ -41,34 +41,11 @@ def local_files(done: Path) -> dict[str, str]:
             if p.is_file() and p.name != MARKER and "ckpt" not in p.relative_to(done).parts}
 
 
-@pytest.fixture(scope="module")
-def s3_server():
-    """A moto S3 server on 127.0.0.1 with one bucket; yields its endpoint URL."""
-    pytest.importorskip("s3fs", reason="needs s3fs: pip install -e '.[s3]'")
-    server_mod = pytest.importorskip("moto.server", reason="needs moto[server]: pip install -e '.[test]'")
-    pytest.importorskip("flask", reason="moto's server needs flask: pip install 'moto[server]'")
-    import boto3
-
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    with pytest.MonkeyPatch.context() as mp:
-        env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-               "AWS_ENDPOINT_URL": endpoint}
-        for k, v in env.items():
-            mp.setenv(k, v)
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        yield endpoint
-    server.stop()
-
-
 @pytest.fixture(params=["file", "s3"])
 def store_uri(request, tmp_path: Path) -> str:
     """A fresh store URI: a local folder, or a prefix in the moto bucket."""
     if request.param == "s3":
-        request.getfixturevalue("s3_server")
-        return f"s3://{BUCKET}/{tmp_path.name}"
+        return f"s3://{request.getfixturevalue('s3_bucket')}/{tmp_path.name}"
     return f"file://{tmp_path}/remote"
 
 
@@ -303,7 +280,7 @@ def test_paths_resolve_a_uri_to_a_local_cache(tmp_path: Path, monkeypatch) -> No
     assert Paths.resolve(work_dir=tmp_path / "w").remote is None
 
 
-def test_tiny_recipe_through_s3_then_from_another_cache_gives_the_local_table(s3_server: str,
+def test_tiny_recipe_through_s3_then_from_another_cache_gives_the_local_table(s3_bucket: str,
                                                                                tmp_path: Path) -> None:
     import torch
 
@@ -316,7 +293,7 @@ def test_tiny_recipe_through_s3_then_from_another_cache_gives_the_local_table(s3
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        uri = f"s3://{BUCKET}/recipe"
+        uri = f"s3://{s3_bucket}/recipe"
         a = run_recipe(recipe, work_dir=uri, cache_dir=tmp_path / "cacheA", data_dir=tmp_path / "dataA", **kw)
         # another machine: its own cache and data dir
         b = run_recipe(recipe, work_dir=uri, cache_dir=tmp_path / "cacheB", data_dir=tmp_path / "dataB", **kw)
@@ -350,14 +327,6 @@ def test_cli_work_dir_takes_a_uri(tmp_path: Path, monkeypatch) -> None:
         "corpus", "fetch"]
     assert (tmp_path / "cache" / "store" / "corpus").is_dir()
     assert list((tmp_path / "remote" / "runs").glob("*/run.json"))
-
-
-def test_pretrain_many_refuses_an_object_store_work_dir_for_now() -> None:
-    from ulmfit_multi.distributed import pretrain_many
-    from ulmfit_multi.errors import StageError
-
-    with pytest.raises(StageError, match="not supported yet"):
-        pretrain_many(["mr", "hi"], work_dir="s3://bucket/prefix", num_cpus=1)
 
 
 def test_a_forced_rerun_replaces_the_stores_copy(tmp_path: Path) -> None:

@@ -67,6 +67,8 @@ def make_stages(calls: Counter, crash_at: dict[str, int] | None = None,
             state["step"] = step + 1
             state["steps_run"].append(step)
             write_json(ckpt, state)
+            if ctx.on_checkpoint is not None:  # a remote store: uploaded (tests/test_cluster_s3.py)
+                ctx.on_checkpoint(ckpt)
         write_json(ctx.out / "model.json", {"value": state["value"], "step": state["step"]})
         return {"value": state["value"], "steps_run": state["steps_run"]}
 

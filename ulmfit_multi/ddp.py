@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .atomic import write_json
+from .paths import is_uri
 
 
 @contextlib.contextmanager
@@ -51,21 +52,39 @@ def run_data_parallel(loop: Callable[[dict[str, Any]], None], config: dict[str, 
                       use_gpu: bool | None, storage_path: str | Path) -> None:
     """Run `loop(config)` on `num_workers` Ray Train workers (TorchTrainer: torch.distributed is set up,
     gloo on CPU, NCCL on GPU); `storage_path` holds Ray Train's run state and must be shared storage on a
-    multi-node cluster. use_gpu None: when the Ray cluster has GPUs. Uses the initialized Ray (e.g. inside
-    `pretrain_many`), or starts a local one."""
+    multi-node cluster: a folder, or an object-storage URI (`s3://...`, see `storage_filesystem`). use_gpu
+    None: when the Ray cluster has GPUs. Uses the initialized Ray (e.g. inside `pretrain_many`), or starts a
+    local one."""
     import ray
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     with ray_session(num_cpus=num_workers + 1):
-        Path(storage_path).mkdir(parents=True, exist_ok=True)
+        if is_uri(storage_path):
+            storage, filesystem = storage_filesystem(str(storage_path))
+        else:
+            Path(storage_path).mkdir(parents=True, exist_ok=True)
+            storage, filesystem = str(Path(storage_path).resolve()), None
         if use_gpu is None:
             use_gpu = ray.cluster_resources().get("GPU", 0) > 0
         trainer = TorchTrainer(loop, train_loop_config=config,
                                scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
-                               run_config=RunConfig(name=f"ddp-{uuid.uuid4().hex[:8]}",
-                                                    storage_path=str(Path(storage_path).resolve())))
+                               run_config=RunConfig(name=f"ddp-{uuid.uuid4().hex[:8]}", storage_path=storage,
+                                                    storage_filesystem=filesystem))
         trainer.fit()
+
+
+def storage_filesystem(uri: str) -> tuple[str, Any]:
+    """Ray Train's (storage_path, storage_filesystem) for an object-storage URI: the path without its scheme on
+    the work store's own fsspec filesystem (s3fs, gcsfs, ...: the same credentials and endpoint, e.g.
+    $AWS_ENDPOINT_URL), wrapped for pyarrow. Ray Train only writes small state files there, so going through
+    Python costs little; and pyarrow's native S3 client is not used, whose multipart uploads some
+    S3-compatible servers answer in a form it rejects (moto 5.2.1: getmoto/moto#10055)."""
+    import fsspec
+    import pyarrow.fs
+
+    fs, path = fsspec.core.url_to_fs(uri)
+    return path, pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs))
 
 
 def pretrain_worker(job: dict[str, Any]) -> None:

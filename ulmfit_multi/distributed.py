@@ -5,8 +5,10 @@
 `pretrain_many` submits one Ray task per language. Each task calls the same stage engine as the
 single-language CLI (`run_recipe(lang, until="pretrain")`), so a retried task (lost node, crash, an
 exception) re-enters the engine: finished stages are skipped and training resumes from
-`store/pretrain/<fp12>.partial/<direction>/ckpt/last.pt`. That only works when `work_dir` is on
-storage every node sees (NFS, a shared volume); see docs/CLUSTER.md.
+`store/pretrain/<fp12>.partial/<direction>/ckpt/last.pt`. That works when `work_dir` is on storage every
+node sees (NFS, a shared volume) or is an object-storage URI (`s3://bucket/prefix`: each node works in its own
+cache, and the checkpoints of a running stage are uploaded as they are written; objstore.py); see
+docs/CLUSTER.md.
 
 Ray is imported only inside functions, so the rest of the package never needs it.
 """
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .ddp import ray_session
-from .errors import StageError
+from .paths import Paths, is_uri
 
 log = logging.getLogger("ulmfit_multi")
 
@@ -220,15 +222,35 @@ def clear_stale_locks(work_dir: Path, owner: str) -> list[Path]:
     return removed
 
 
+def clear_lost_try(work_dir: str, prev: dict[str, Any] | None, host: str) -> list[str]:
+    """What a try that is known to be over (`prev`: the board's record of it) may have left holding a stage.
+
+    A local (shared) work dir: its lock files, when it ran on another host (`clear_stale_locks`). An
+    object-storage work dir: its leases in the store (`RemoteStore.release_leases`), whichever host it ran on,
+    so the retry need not wait for them to expire; its lock files are in its own node's cache, where the engine
+    takes over a dead process's lock by itself. Returns what was removed."""
+    if not prev:
+        return []
+    if is_uri(work_dir):
+        from .objstore import open_remote
+
+        store = open_remote(Paths.resolve(work_dir=work_dir))
+        return store.release_leases(prev["host"], prev["pid"]) if store else []
+    if prev.get("host") == host:
+        return []
+    return [str(p) for p in clear_stale_locks(Path(work_dir), f"{prev['host']}:{prev['pid']}")]
+
+
 def _run_language(lang: str, runner: Callable | None, kwargs: dict[str, Any], board: Any,
                   work_dir: str) -> dict[str, Any]:
-    """Body of the per-language Ray task (a retry runs it again from the top)."""
+    """Body of the per-language Ray task (a retry runs it again from the top). `work_dir` may be a URI: the
+    log then goes to this node's cache."""
     import ray
 
     node = ray.get_runtime_context().get_node_id()
     host, pid = socket.gethostname(), os.getpid()
     prev = ray.get(board.started.remote(lang, node, host, pid))
-    logs = Path(work_dir) / "logs"
+    logs = Paths.resolve(work_dir=work_dir).work_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     file_handler = logging.FileHandler(logs / f"{lang}.log", encoding="utf-8")
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
@@ -239,9 +261,8 @@ def _run_language(lang: str, runner: Callable | None, kwargs: dict[str, Any], bo
     try:
         attempt = (prev or {}).get("attempts", 0) + 1
         log.info("=== %s: try %d on node %s (%s, pid %d)", lang, attempt, node[:12], host, pid)
-        if prev and prev.get("host") != host:
-            for lock in clear_stale_locks(Path(work_dir), f"{prev['host']}:{prev['pid']}"):
-                log.info("removed stale lock %s of the lost try on %s", lock, prev["host"])
+        for held in clear_lost_try(work_dir, prev, host):
+            log.info("removed %s of the lost try on %s (pid %s)", held, prev["host"], prev["pid"])
         if runner is None:
             from .pipeline import run_recipe as runner
         started = time.time()
@@ -283,22 +304,18 @@ def pretrain_many(langs: list[str], *, preset: str = "smoke", overrides: list[st
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from .paths import Paths
-
     say = echo or (lambda s: print(s, flush=True))
     langs = list(dict.fromkeys(langs))
     if not langs:
         raise ValueError("pretrain_many: no languages given")
+    # resolved here, on the driver: relative paths mean nothing on another node; a URI work dir stays one
+    # (each task works in its own node's cache: $ULMFIT_MULTI_WORK_CACHE there, or the default)
     paths = Paths.resolve(data_dir, mirror, work_dir)
-    if paths.remote:  # each node would need its own cache and the checkpoints on the store: not built yet
-        raise StageError(f"pretrain --langs: a work dir on object storage ({paths.remote}) is not supported yet "
-                         "(issue #24, phase 2); run one language at a time (`ulmfit-multi pretrain <lang>`) "
-                         "or use a shared file system")
-    # resolved here, on the driver: relative paths mean nothing on another node
+    work = paths.remote or str(paths.work_dir)
     if gpus_per_lang > 1:
         overrides = _with_override(overrides, "pretrain.workers", int(gpus_per_lang))
     kwargs = {"preset": preset, "overrides": overrides, "mirror": str(paths.mirror) if paths.mirror else None,
-              "data_dir": str(paths.data_dir), "work_dir": str(paths.work_dir), "until": until,
+              "data_dir": str(paths.data_dir), "work_dir": work, "until": until,
               "progress": False}
     per_lang = 1 + (int(gpus_per_lang) if gpus_per_lang > 1 else 0)  # the language's task + its DDP workers
     t0 = time.time()
@@ -312,9 +329,9 @@ def pretrain_many(langs: list[str], *, preset: str = "smoke", overrides: list[st
             scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
         task = ray.remote(_run_language).options(num_gpus=num_gpus, max_retries=max_retries,
                                                  retry_exceptions=True, name="pretrain")
-        pending = {task.remote(lang, runner, kwargs, board, str(paths.work_dir)): lang for lang in langs}
+        pending = {task.remote(lang, runner, kwargs, board, work): lang for lang in langs}
         say(f"pretrain_many: {len(langs)} languages ({', '.join(langs)}), preset {preset}, "
-            f"{num_gpus:g} GPU(s) each, up to {max_retries} retries, work dir {paths.work_dir}")
+            f"{num_gpus:g} GPU(s) each, up to {max_retries} retries, work dir {work}")
         results: dict[str, dict[str, Any]] = {}
         seen: dict[str, tuple] = {}
         last_status = time.time()
@@ -354,7 +371,8 @@ def pretrain_many(langs: list[str], *, preset: str = "smoke", overrides: list[st
                 last_status = time.time()
         summaries = [results[lang] for lang in langs]
         say(format_table(summaries))
-        say(f"wall time {time.time() - t0:.1f}s; logs in {paths.work_dir / 'logs'}")
+        logs = "each node's cache (logs/)" if paths.remote else paths.work_dir / "logs"
+        say(f"wall time {time.time() - t0:.1f}s; logs in {logs}")
         return summaries
 
 

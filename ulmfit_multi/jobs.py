@@ -21,9 +21,10 @@ EpochHook = Callable[[dict[str, Any]], None]
 
 
 def pretrain_direction(cfg: Config, encode_dir: str | Path, direction: str, out: str | Path, *, device: str,
-                       progress: bool, rank: int = 0, world_size: int = 1,
-                       on_epoch: EpochHook | None = None) -> dict[str, Any]:
-    """Train one LM direction on the encoded corpus; one rank's share of the batch when world_size > 1."""
+                       progress: bool, rank: int = 0, world_size: int = 1, on_epoch: EpochHook | None = None,
+                       on_checkpoint: Callable[[Path], None] | None = None) -> dict[str, Any]:
+    """Train one LM direction on the encoded corpus; one rank's share of the batch when world_size > 1.
+    `on_checkpoint` as in `train.train_lm` (called on rank 0 only)."""
     import torch
 
     from .tokens import LMStream, TokenStore
@@ -40,15 +41,17 @@ def pretrain_direction(cfg: Config, encode_dir: str | Path, direction: str, out:
     valid = LMStream(valid_tokens, p.batch_size, cfg.model.bptt, backwards=backwards, seed=0,
                      vary_bptt=False, shuffle_offset=False) if len(valid_tokens) > p.batch_size * 8 else None
     return train_lm(model, train, valid, p, Path(out), device=device, seed=0, progress=progress, on_epoch=on_epoch,
-                    precision=resolve_precision(cfg.model.precision, device))
+                    precision=resolve_precision(cfg.model.precision, device), on_checkpoint=on_checkpoint)
 
 
 def finetune_direction(cfg: Config, tokens: np.ndarray, vocab_size: int, pretrained: Path, direction: str,
                        out: Path, *, device: str, progress: bool, on_epoch: EpochHook | None = None,
-                       doc_offsets: np.ndarray | None = None) -> dict[str, Any]:
+                       doc_offsets: np.ndarray | None = None,
+                       on_checkpoint: Callable[[Path], None] | None = None) -> dict[str, Any]:
     """Fine-tune the pretrained LM of one direction on a task's token stream (its last tenth is the valid part).
 
-    `doc_offsets` (document boundaries in `tokens`) are needed for `finetune_lm.shuffle_docs`."""
+    `doc_offsets` (document boundaries in `tokens`) are needed for `finetune_lm.shuffle_docs`; `on_checkpoint`
+    as in `train.train_lm`."""
     import torch
 
     from .tokens import LMStream
@@ -70,7 +73,7 @@ def finetune_direction(cfg: Config, tokens: np.ndarray, vocab_size: int, pretrai
     valid = LMStream(tokens[-n_valid:], min(f.batch_size, 8), cfg.model.bptt, backwards=backwards, seed=0,
                      vary_bptt=False, shuffle_offset=False) if n_valid > 8 * 16 else None
     return train_lm(model, train, valid, f, out, device=device, seed=0, progress=progress, on_epoch=on_epoch,
-                    precision=resolve_precision(cfg.model.precision, device))
+                    precision=resolve_precision(cfg.model.precision, device), on_checkpoint=on_checkpoint)
 
 
 def train_one_classifier(cfg: Config, task_dir: Path, encode_dir: Path, lm_path: Path, direction: str, seed: int,

@@ -8,6 +8,7 @@ computing it again. Remote layout under the URI:
     store/<stage>/<fp12>/_stage.json      the marker: the stage's _stage.json + "upload" (prefix, {file: bytes}, owner)
     store/<stage>/<fp12>.up-<owner>/...   the files of one upload; the marker names the upload it completes
     store/<stage>/<fp12>.lease            who is computing the stage now, and until when
+    store/<stage>/<fp12>.partial/...      a running stage's checkpoints (`ckpt/` files), and Ray Train's run state
     runs/<run folder>/...                 run.json, config.resolved.toml (the run folder's regular files)
 
 **Marker last.** Object stores have no rename, so a stage cannot be made complete by moving a folder: its files
@@ -25,12 +26,18 @@ runs) is taken with the same conditional put before computing, so a second runne
 instead of computing the stage twice. A lease past its expiry (its holder died) is deleted and taken anew;
 two runners doing that at the same moment may both compute (the marker scheme keeps the result whole).
 Expiry compares wall clocks: nodes' clocks must agree to well within the lease time (default 10 minutes).
+
+**Checkpoints of a running stage** (`PartialSync`). Each checkpoint a training stage writes in its local
+`.partial/` folder is uploaded at once to the same relative key under `store/<stage>/<fp12>.partial/`; a stage
+starting in a cache that lacks them downloads them first, so a retry on another node resumes where the lost
+one last checkpointed. They are deleted from the store once the stage is published.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -48,6 +55,7 @@ MARKER = "_stage.json"
 LEASE_SECONDS = 600.0
 POLL_SECONDS = 5.0
 BAR_BYTES = 8 << 20  # files at least this large get a progress bar
+log = logging.getLogger("ulmfit_multi")
 
 
 class RemoteStore:
@@ -101,7 +109,7 @@ class RemoteStore:
         tmp.mkdir(parents=True)
         try:
             for rel, size in upload["files"].items():
-                self._get(self.key(upload["prefix"], rel), tmp / rel, size)
+                self.get_file(self.key(upload["prefix"], rel), tmp / rel, size)
             (tmp / MARKER).write_bytes(body)  # last, as in the store
             replace_folder(tmp, done, done.with_name(f"{done.name}.old-{uuid.uuid4().hex[:8]}"))
         finally:
@@ -123,7 +131,7 @@ class RemoteStore:
             p.relative_to(done).as_posix() for p in done.rglob("*") if p.is_file() and "ckpt" not in
             p.relative_to(done).parts) if rel != MARKER}
         for rel, size in files.items():
-            self._put(done / rel, self.key(prefix, rel), size)
+            self.put_file(done / rel, self.key(prefix, rel), size)
         meta = json.loads((done / MARKER).read_text(encoding="utf-8"))
         meta["upload"] = {"prefix": prefix, "files": files, "owner": self.owner, "bytes": sum(files.values())}
         body = json.dumps(meta, indent=2, ensure_ascii=False).encode()
@@ -134,14 +142,14 @@ class RemoteStore:
         else:
             won = self._create(marker_key, body)
         if not won:
-            self._rm(self.key(prefix))
+            self.remove(self.key(prefix))
             return False
         with atomic_write(done / MARKER, "wb", encoding=None) as f:  # the local copy matches the store's marker
             f.write(body)
         if old is not None:  # a forced rerun: the replaced upload's files go
             old_prefix = json.loads(old)["upload"]["prefix"]
             if old_prefix != prefix:
-                self._rm(self.key(old_prefix))
+                self.remove(self.key(old_prefix))
         return True
 
     @contextlib.contextmanager
@@ -162,7 +170,7 @@ class RemoteStore:
             except (ValueError, KeyError, TypeError):
                 expired = True
             if expired:
-                self._rm(key)
+                self.remove(key)
             else:
                 time.sleep(self.poll_seconds)
         stop = threading.Event()
@@ -176,7 +184,7 @@ class RemoteStore:
             with contextlib.suppress(Exception):
                 held = self._read(key)
                 if held is not None and json.loads(held).get("owner") == self.owner:
-                    self._rm(key)
+                    self.remove(key)
 
     def summary(self) -> str:
         """One line: the object reads, writes and deletes made so far and the bytes moved each way."""
@@ -189,7 +197,7 @@ class RemoteStore:
         links to store folders stay local (run.json names each stage's fingerprint)."""
         for p in sorted(run_dir.iterdir()):
             if p.is_file() and not p.is_symlink():
-                self._put(p, self.key("runs", run_dir.name, p.name), p.stat().st_size)
+                self.put_file(p, self.key("runs", run_dir.name, p.name), p.stat().st_size)
 
     def _lease_body(self) -> bytes:
         return json.dumps({"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(),
@@ -224,26 +232,144 @@ class RemoteStore:
         self.stats["bytes_down"] += len(body)
         return body
 
-    def _rm(self, key: str) -> None:
+    def remove(self, key: str) -> None:
+        """Delete an object, or every object under a prefix (nothing when there is none)."""
         self.stats["delete"] += 1
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(key, recursive=True)
 
-    def _put(self, local: Path, key: str, size: int) -> None:
+    def put_file(self, local: Path, key: str, size: int) -> None:
+        """Upload a local file of `size` bytes to `key` (a progress bar for large ones)."""
         self.stats.update(write=1, bytes_up=size)
         with _bar(self.progress, size, f"upload {local.name}") as callback:
             self.fs.put_file(str(local), key, callback=callback)
 
-    def _get(self, key: str, local: Path, size: int) -> None:
+    def get_file(self, key: str, local: Path, size: int) -> None:
+        """Download `key` (`size` bytes) to a local file, making its folder."""
         local.parent.mkdir(parents=True, exist_ok=True)
         self.stats.update(read=1, bytes_down=size)
         with _bar(self.progress, size, f"download {local.name}") as callback:
             self.fs.get_file(key, str(local), callback=callback)
 
+    def release_leases(self, host: str, pid: int) -> list[str]:
+        """Delete the stage leases held by process `pid` on `host` (a try known to be over: its node was lost),
+        so that its retry takes them at once instead of waiting for them to expire; returns their keys."""
+        self.stats["read"] += 1
+        self.fs.invalidate_cache()  # s3fs caches listings; a path's entry only drops its own and its parents'
+        released = []
+        for key in self.fs.glob(self.key("store", "*", "*.lease")):
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                held = json.loads(self._read(key) or b"null")
+                if held.get("host") == host and held.get("pid") == pid:
+                    self.remove(key)
+                    released.append(key)
+        return released
+
+    def partial_sync(self, stage: str, fp: str, partial: Path) -> "PartialSync":
+        """The checkpoints of stage `stage` (fingerprint `fp`) running in the local folder `partial`."""
+        return PartialSync(self, stage, fp, partial)
+
+
+class PartialSync:
+    """A running stage's checkpoints in the store: `store/<stage>/<fp12>.partial/<rel>` mirrors the `ckpt/` files
+    of the local `.partial/` folder. Picklable (a Ray Train worker can upload through it).
+
+    Each uploaded file gets a local sidecar `<file>.stored` holding the store object's identity (size and
+    ETag, or mtime on a filesystem). `pull` keeps a local file whose sidecar matches the store's object (the
+    local one is that upload, or a later save whose upload failed) and downloads every other one: the store's
+    copy is the one the latest try left."""
+
+    def __init__(self, store: RemoteStore, stage: str, fp: str, partial: Path):
+        self.store, self.partial = store, Path(partial)
+        self.prefix = store.key("store", stage, fp[:12] + ".partial")
+        self.used = False  # whether the store may hold something under `prefix` (clear() then deletes it)
+
+    def uri(self, rel: str) -> str:
+        """The URI of `rel` under the stage's `.partial/` in the store (e.g. Ray Train's storage_path)."""
+        self.used = True
+        return f"{self.store.uri}/{self.prefix[len(self.store.root):].strip('/')}/{rel}"
+
+    def upload(self, path: Path) -> None:
+        """Copy a checkpoint file just written under the local `.partial/` to the same key in the store.
+
+        On an object store a PUT (single or multipart) makes the object appear whole or not at all, and a
+        reader sees the old object until then, so the key is written directly: one request, no server-side
+        copy of a large file. Where `put` copies into place (a local or mounted filesystem) it goes to a
+        temporary name first and is renamed. A failed upload is logged, not raised: training goes on, and the
+        checkpoint stays in the cache."""
+        path = Path(path)
+        key = f"{self.prefix}/{path.relative_to(self.partial).as_posix()}"
+        self.used = True
+        try:
+            size = path.stat().st_size
+            if {"file", "local"} & set(_protocols(self.store.fs)):
+                tmp = f"{key}.up-{self.store.owner}"
+                self.store.put_file(path, tmp, size)
+                self.store.fs.mv(tmp, key)
+            else:
+                self.store.put_file(path, key, size)
+            self.store.stats["read"] += 1
+            with atomic_write(_sidecar(path)) as f:
+                f.write(_identity(self.store.fs.info(key)))
+        except Exception as e:  # the network, a full bucket: the local checkpoint still resumes a local retry
+            log.warning("could not upload checkpoint %s to %s: %s: %s", path, key, type(e).__name__, e)
+
+    def pull(self) -> list[str]:
+        """Download the store's checkpoint files that the local `.partial/` lacks or holds in another version
+        (see the class docstring); returns their relative paths."""
+        fs = self.store.fs
+        self.store.stats["read"] += 1  # one listing (a LIST request per 1,000 keys on S3)
+        fs.invalidate_cache(self.prefix)
+        try:
+            found = fs.find(self.prefix, detail=True)
+        except FileNotFoundError:
+            found = {}
+        got = []
+        for key, info in sorted(found.items()):
+            self.used = True
+            rel = key[len(self.prefix):].strip("/")
+            if "ckpt" not in rel.split("/")[:-1] or ".up-" in rel:  # Ray Train's state, an unfinished upload
+                continue
+            local, identity = self.partial / rel, _identity(info)
+            side = _sidecar(local)
+            if local.is_file() and side.is_file() and side.read_text(encoding="utf-8") == identity:
+                continue
+            tmp = local.with_name(f".{local.name}.download-{uuid.uuid4().hex[:8]}")
+            try:
+                self.store.get_file(key, tmp, int(info.get("size") or 0))
+                os.replace(tmp, local)
+            finally:
+                tmp.unlink(missing_ok=True)
+            with atomic_write(side) as f:
+                f.write(identity)
+            got.append(rel)
+        return got
+
+    def clear(self, always: bool = False) -> None:
+        """Delete the stage's `.partial/` from the store (the stage is published, or rerun from scratch) if this
+        object put or found anything there (`always`: in any case)."""
+        if self.used or always:
+            self.store.remove(self.prefix)
+            self.used = False
+
 
 def open_remote(paths: Paths, progress: bool = False) -> RemoteStore | None:
     """The remote store of a work dir given as a URI (`paths.remote`), or None for a local work dir."""
     return RemoteStore(paths.remote, paths.work_dir, progress=progress) if paths.remote else None
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".stored")
+
+
+def _identity(info: dict[str, Any]) -> str:
+    """Which version of an object `info` (fsspec's info or find(detail=True) entry) describes."""
+    version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
+    return f"{info.get('size')}:{version}"
 
 
 @contextlib.contextmanager

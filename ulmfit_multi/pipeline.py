@@ -224,13 +224,14 @@ def pretrain(ctx: StageContext) -> dict[str, Any]:
         if (out / "done.json").exists():
             summary[direction] = read_json(out / "done.json")
             continue
-        job = dict(cfg=cfg, encode_dir=str(ctx.input("encode")), direction=direction, out=str(out))
+        job = dict(cfg=cfg, encode_dir=str(ctx.input("encode")), direction=direction, out=str(out),
+                   on_checkpoint=ctx.on_checkpoint)
         if p.workers > 1:
             from .ddp import pretrain_worker, run_data_parallel
 
             use_gpu = {"cuda": True, "cpu": False}.get(cfg.runtime.device)  # auto: if the cluster has GPUs
             run_data_parallel(pretrain_worker, job, num_workers=p.workers, use_gpu=use_gpu,
-                              storage_path=ctx.out / "ray_train")
+                              storage_path=ctx.remote_dir("ray_train") or ctx.out / "ray_train")
             result = read_json(out / "result.json")
         else:
             result = pretrain_direction(**job, device=device_for(cfg), progress=ctx.progress,
@@ -263,7 +264,7 @@ def finetune_lm(ctx: StageContext) -> dict[str, Any]:
                                             ctx.input("pretrain") / direction / "model.pt", direction, out,
                                             device=device_for(cfg), progress=ctx.progress,
                                             on_epoch=_epoch_events(ctx, task=name, direction=direction),
-                                            doc_offsets=offsets)
+                                            doc_offsets=offsets, on_checkpoint=ctx.on_checkpoint)
                 write_json(out / "done.json", result)
             summary[f"{name}/{direction}"] = read_json(out / "done.json")
     return summary

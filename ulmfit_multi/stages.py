@@ -35,7 +35,7 @@ from .atomic import atomic_write, replace_folder, write_json
 from .config import Config, section
 from .envinfo import environment
 from .errors import StageError
-from .objstore import RemoteStore, open_remote
+from .objstore import PartialSync, RemoteStore, open_remote
 from .paths import Paths
 from .schema import to_toml
 from .stage_inputs import DataIds, InputSource, adopt_legacy, same_folder, start_identities
@@ -72,6 +72,18 @@ class StageContext:
     # a stage reports its own events here (e.g. {"event": "epoch", ...}); run_stages adds "stage"
     emit: EventHook = field(default=ignore_event)
     run_dir: Path | None = None  # the run folder (run.json records how the run was started)
+    partial_sync: PartialSync | None = None  # with a remote store: the stage's checkpoints there (objstore.py)
+
+    @property
+    def on_checkpoint(self) -> Callable[[Path], None] | None:
+        """What a training stage calls with each checkpoint file it has written under `out` (None on a local
+        work dir): with a remote store it is uploaded, so that a retry on another node resumes from it."""
+        return self.partial_sync.upload if self.partial_sync else None
+
+    def remote_dir(self, rel: str) -> str | None:
+        """The URI of `out/rel` in the remote store, for state kept there while the stage runs (deleted once it
+        is published); None on a local work dir."""
+        return self.partial_sync.uri(rel) if self.partial_sync else None
 
     @property
     def progress(self) -> bool:
@@ -345,8 +357,16 @@ def _run_one(st: Stage, cfg: Config, paths: Paths, fp: str, done: Path, inputs: 
             if not held:  # another runner completed it while this one waited for the lease
                 remote.fetch(st.name, fp, done)
                 return StageResult(st.name, "skipped", fp, done, summary=_read_summary(done))
-            result = _run_locked(st, cfg, paths, fp, done, inputs, fresh, emit, data, run_dir)
-            if not remote.publish(st.name, fp, done, replace=fresh):
+            # the checkpoints a lost try uploaded (objstore.PartialSync): resumed from, unless rerun from scratch
+            sync = remote.partial_sync(st.name, fp, done.with_name(done.name + ".partial"))
+            if fresh:
+                sync.clear(always=True)
+            elif pulled := sync.pull():
+                log.info("downloaded %s's checkpoints from the store: %s", st.name, ", ".join(pulled))
+            result = _run_locked(st, cfg, paths, fp, done, inputs, fresh, emit, data, run_dir, sync)
+            won = remote.publish(st.name, fp, done, replace=fresh)
+            sync.clear()
+            if not won:
                 remote.fetch(st.name, fp, done)  # another runner's copy is the store's: use that one here too
             return result
 
@@ -392,13 +412,14 @@ def _alive(pid: int) -> bool:
 
 
 def _run_locked(st: Stage, cfg: Config, paths: Paths, fp: str, done: Path, inputs: dict[str, Path],
-                fresh: bool, emit: EventHook, data: DataIds, run_dir: Path | None = None) -> StageResult:
+                fresh: bool, emit: EventHook, data: DataIds, run_dir: Path | None = None,
+                sync: PartialSync | None = None) -> StageResult:
     partial = done.with_name(done.name + ".partial")
     if fresh and partial.exists():
         shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
     ctx = StageContext(cfg=cfg, paths=paths, stage=st.name, out=partial, inputs=inputs, fingerprint=fp,
-                       emit=emit, run_dir=run_dir)
+                       emit=emit, run_dir=run_dir, partial_sync=sync)
     started = time.time()
     summary = st.fn(ctx) or {}
     seconds = time.time() - started

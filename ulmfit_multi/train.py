@@ -40,6 +40,7 @@ from .schedule import discriminative_lrs, stlr
 log = logging.getLogger(__name__)
 StepHook = Callable[[dict[str, Any]], None]
 EpochHook = Callable[[dict[str, Any]], None]
+CheckpointHook = Callable[[Path], None]
 
 
 class LMStream(Protocol):
@@ -132,11 +133,13 @@ def adamw(groups: list[list[nn.Parameter]], lrs: list[float], betas: tuple[float
 class TrainRun:
     """Checkpoint, history and plot bookkeeping shared by the LM and classifier loops."""
 
-    def __init__(self, out_dir: Path, checkpoint_minutes: float, writer: bool = True):
+    def __init__(self, out_dir: Path, checkpoint_minutes: float, writer: bool = True,
+                 on_checkpoint: CheckpointHook | None = None):
         self.out_dir, self.writer = Path(out_dir), writer  # writer False: a data-parallel rank > 0 writes nothing
         self.ckpt_path = self.out_dir / "ckpt" / "last.pt"
         self.every_s = checkpoint_minutes * 60
         self.last_save = time.monotonic()
+        self.on_checkpoint = on_checkpoint  # called with each checkpoint file written (uploaded to a remote store)
 
     def load(self, device: str) -> dict | None:
         """The checkpoint ckpt/last.pt to resume from, or None."""
@@ -147,9 +150,15 @@ class TrainRun:
 
     def save(self, ckpt: dict) -> None:
         """Write ckpt/last.pt atomically (nothing on a rank > 0) and restart the checkpoint clock."""
-        if self.writer:
-            save_torch(ckpt, self.ckpt_path)
+        self.save_file(ckpt, self.ckpt_path)
         self.last_save = time.monotonic()
+
+    def save_file(self, obj: Any, path: Path) -> None:
+        """`save_torch(obj, path)` of a checkpoint file (nothing on a rank > 0), then `on_checkpoint(path)`."""
+        if self.writer:
+            save_torch(obj, path)
+            if self.on_checkpoint is not None:
+                self.on_checkpoint(path)
 
     def due(self) -> bool:
         """Whether `checkpoint_minutes` have passed since the last save."""
@@ -222,6 +231,7 @@ def train_lm(
     precision: str = "cuda-bf16",
     on_step: StepHook | None = None,
     on_epoch: EpochHook | None = None,
+    on_checkpoint: CheckpointHook | None = None,
 ) -> dict:
     """Train an LM with STLR over all steps, AdamW(betas), clipping, AR/TAR and variable-BPTT lr scaling.
 
@@ -235,11 +245,12 @@ def train_lm(
     checkpoint, if one was due); raising there interrupts training (tests). `on_epoch(record)` runs after
     each finished epoch (and its checkpoint), on rank 0 only under data-parallel training, with a copy of
     the epoch's history record (kind, epoch, step, train_loss, valid_loss, valid_ppl, tokens_per_second,
-    lr) plus epochs_total. Returns a summary dict.
+    lr) plus epochs_total. `on_checkpoint(path)` runs after each checkpoint file (ckpt/last.pt, ckpt/best.pt)
+    is written (the stage engine uploads it to a remote store). Returns a summary dict.
     """
     rank, world = _dist_rank_world()
     precision = resolve_precision(precision, device)
-    run = TrainRun(out_dir, cfg.checkpoint_minutes, writer=rank == 0)
+    run = TrainRun(out_dir, cfg.checkpoint_minutes, writer=rank == 0, on_checkpoint=on_checkpoint)
     model.to(device)
     groups = lm_layer_groups(model)
     base_lrs = discriminative_lrs(cfg.lr, len(groups), cfg.lr_decay) if cfg.discriminative else [cfg.lr] * len(groups)
@@ -278,6 +289,9 @@ def train_lm(
                       hidden=hidden, rng=rng, world_size=world, config=asdict(cfg)))  # fmt: skip
 
     lr_now = base_lrs[-1]
+    if st["epoch"] >= cfg.epochs:  # the finished run's checkpoint (a retry on another node downloaded it)
+        run.write_history(history)
+        run.plot("language model")
     for epoch in range(st["epoch"], cfg.epochs):
         model.train()
         if st["batch"] == 0:
@@ -338,8 +352,7 @@ def train_lm(
         log.info("lm epoch %d: %s", epoch, rec)
         if cfg.keep_best and valid_loss is not None and valid_loss < st["best_loss"]:
             st.update(best_loss=valid_loss, best_epoch=epoch)
-            if run.writer:
-                save_torch(model.state_dict(), best_path)
+            run.save_file(model.state_dict(), best_path)
         st.update(epoch=epoch + 1, batch=0, ep_loss=0.0, ep_tokens=0)
         checkpoint()
         run.write_history(history)
