@@ -110,3 +110,13 @@ def test_a_json_report_is_a_results_page_table_with_the_markdown_rows(tmp_path):
     assert "| f20 (w-F1) | ULMFiT fwd | 0 | 60.00 | 62.00 | +2.00 |  |" in rendered
     assert "`corpus.synthetic.enabled`: `True` -> `False`" in rendered
     assert "| f20 (w-F1) | ULMFiT fwd | 0 | 60.00 | 62.00 | +2.00 |  |" in comparison.to_markdown()
+
+
+def test_long_config_values_are_cut_in_the_report(tmp_path):
+    from ulmfit_multi.compare import Comparison
+
+    long_tasks = [{"name": "t" * 200}]
+    md = Comparison(tmp_path / "a", tmp_path / "b", [("tasks", long_tasks, []), ("x", True, False)], [], []).to_markdown()
+    line = next(l for l in md.splitlines() if "`tasks`" in l)
+    assert line.endswith("...` -> `[]`") and "t" * 200 not in line
+    assert "`x`: `True` -> `False`" in md

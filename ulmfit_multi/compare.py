@@ -62,9 +62,9 @@ class Comparison:
 
     def to_table(self) -> dict[str, Any]:
         """The comparison as a simple table (columns, rows, header, notes): what `results-page` renders."""
+        n_diff = len(self.config_diff)
         header = {"base": f"`{self.base}` ({self.base_about})", "other": f"`{self.other}` ({self.other_about})",
-                  "config differences (base -> other)": [f"`{key}`: {_show(a)} -> {_show(b)}"
-                                                         for key, a, b in self.config_diff] or "none"}
+                  "config differences (base -> other)": f"{n_diff}, listed under the table" if n_diff else "none"}
         rows = []
         for r in self.rows:
             seeds = ", ".join("-" if s is None else str(s) for s in r.seeds)
@@ -80,6 +80,7 @@ class Comparison:
         if skipped:
             notes.append(f"Seeds scored in one run only, left out of the comparison: {', '.join(map(str, skipped))}.")
         notes += [f"Not in both runs: {u}" for u in self.unmatched]
+        notes += [f"Config difference: `{key}`: {_show(a)} -> {_show(b)}" for key, a, b in self.config_diff]
         return {"title": f"{self.other.name} against {self.base.name}", "header": header,
                 "columns": ["task", "system", "seeds compared", "base", "other", "other - base", "per seed"],
                 "rows": rows, "notes": notes}
@@ -88,18 +89,18 @@ class Comparison:
         """A Markdown report: both runs, their config differences, and one row per task and system."""
         table = self.to_table()
         lines = [f"## {table['title']}", ""]
-        for key, value in table["header"].items():
-            if isinstance(value, list):
-                lines += [f"- {key}:"] + [f"  - {v}" for v in value]
-            else:
-                lines.append(f"- {key}: {value}")
+        lines += [f"- {key}: {value}" for key, value in table["header"].items()]
         lines += ["", "| " + " | ".join(table["columns"]) + " |", "|" + "---|" * len(table["columns"])]
         lines += ["| " + " | ".join(row) + " |" for row in table["rows"]]
         return "\n".join(lines + [""] + table["notes"]) + "\n"
 
 
-def _show(value: Any) -> str:
-    return "(absent)" if value is _ABSENT else f"`{value!r}`"
+def _show(value: Any, limit: int = 120) -> str:
+    """A config value for the report; a long one (a whole `tasks` list) cut to `limit` characters."""
+    if value is _ABSENT:
+        return "(absent)"
+    text = repr(value)
+    return f"`{text if len(text) <= limit else text[:limit - 3] + '...'}`"
 
 
 def _pct(values: list[float]) -> str:
