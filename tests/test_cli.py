@@ -103,7 +103,7 @@ def test_recipe_passes_resolved_arguments(fake_run, tmp_path, no_mirror_env):
     assert fake_run.call_args.kwargs == {
         "preset": "cpu",
         "overrides": ["pretrain.epochs=2", "classifier.lr=0.1"],
-        "mirror": tmp_path / "m",
+        "mirror": str(tmp_path / "m"),
         "data_dir": tmp_path / "d",
         "work_dir": tmp_path / "w",
         "from_stage": "pretrain",
@@ -134,7 +134,7 @@ def test_locations_come_from_the_environment(fake_run, monkeypatch, tmp_path):
     result = invoke("recipe", "mr", "--only", "corpus")
     assert result.exit_code == 0, result.output
     kwargs = fake_run.call_args.kwargs
-    assert kwargs["mirror"] == tmp_path / "env-mirror"
+    assert kwargs["mirror"] == str(tmp_path / "env-mirror")
     assert kwargs["work_dir"] == tmp_path / "env-work"
     assert kwargs["only"] == "corpus"
 

@@ -28,7 +28,7 @@ app = typer.Typer(name="ulmfit-multi", no_args_is_help=True, add_completion=Fals
 
 PresetOpt = Annotated[str, typer.Option("--preset", "-p", help="Recipe preset: smoke, cpu, paper (or base).")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a config key: --set pretrain.epochs=2")]
-MirrorOpt = Annotated[Optional[Path], typer.Option(help="Read-only mirror folder, looked in first.", envvar="ULMFIT_MULTI_MIRROR")]
+MirrorOpt = Annotated[Optional[str], typer.Option(help="Read-only mirror folder or URI (s3://bucket/mirror), looked in first.", envvar="ULMFIT_MULTI_MIRROR")]
 DataOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Where downloads land.", envvar="ULMFIT_MULTI_DATA")]
 WorkOpt = Annotated[Optional[str], typer.Option("--work-dir", help="Store and runs folder, or a URI: s3://bucket/prefix.",  # a str: Path("s3://b") is s3:/b
                                                 envvar="ULMFIT_MULTI_WORK", callback=lambda v: v if v is None or "://" in v else Path(v))]

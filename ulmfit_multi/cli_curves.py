@@ -43,7 +43,7 @@ def curves_cmd(
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", "-s", help="Override a config key: --set 'curves.budgets=[100, 300, \"all\"]'")] = None,
     force: Annotated[bool, typer.Option("--force", help="Recompute the curves stage even if finished.")] = False,
-    mirror: Annotated[Optional[Path], typer.Option(help="Read-only mirror folder, looked in first.",
+    mirror: Annotated[Optional[str], typer.Option(help="Read-only mirror folder or URI, looked in first.",
                                                    envvar="ULMFIT_MULTI_MIRROR")] = None,
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where downloads land.",
                                                      envvar="ULMFIT_MULTI_DATA")] = None,

@@ -314,7 +314,8 @@ def pretrain_many(langs: list[str], *, preset: str = "smoke", overrides: list[st
     work = paths.remote or str(paths.work_dir)
     if gpus_per_lang > 1:
         overrides = _with_override(overrides, "pretrain.workers", int(gpus_per_lang))
-    kwargs = {"preset": preset, "overrides": overrides, "mirror": str(paths.mirror) if paths.mirror else None,
+    mirror_for_tasks = paths.mirror_remote or (str(paths.mirror) if paths.mirror else None)  # a URI: per node
+    kwargs = {"preset": preset, "overrides": overrides, "mirror": mirror_for_tasks,
               "data_dir": str(paths.data_dir), "work_dir": work, "until": until,
               "progress": False}
     per_lang = 1 + (int(gpus_per_lang) if gpus_per_lang > 1 else 0)  # the language's task + its DDP workers

@@ -34,6 +34,7 @@ from .evaluate import compute_metrics, metric_fn
 from .fetch import fetch_still_valid, locate, locate_source, url_for
 from .langs import load_lang
 from .paths import ENV_DATA, ENV_MIRROR, ENV_WORK, Paths
+from .mirror import sync_mirror
 from .resolve import resolve_inputs, uses_bundle
 from .runfolder import command_line, make_record, override_items, read_records, recorded_invocation, write_records
 from .stages import RunResult, Stage, StageContext, run_stages
@@ -503,6 +504,7 @@ def run_recipe(recipe: str | Path, *, preset: str = "smoke", overrides: list[str
     if progress is not None:
         cfg.runtime.progress = progress
     paths = Paths.resolve(data_dir, mirror, work_dir, cache_dir)
+    sync_mirror(cfg, paths)  # a mirror at a URI: its files this recipe names, into the local copy
     resolve_inputs(cfg, paths)  # a source's full or offline version, the pretrain.from bundle: before fingerprints
     invocation = {
         "recipe": str(recipe), "preset": preset, "overrides": override_items(overrides),
