@@ -191,6 +191,23 @@ def test_a_second_runner_waits_for_the_lease_and_uses_the_first_runners_stage(st
     assert seen == [False]  # the stage is complete: b fetches it instead of computing it
 
 
+def test_a_stage_published_between_the_check_and_the_lease_is_not_computed_again(store_uri: str,
+                                                                                  tmp_path: Path) -> None:
+    a = store(store_uri, tmp_path / "A", "A", poll_seconds=0.05)
+    b = store(store_uri, tmp_path / "B", "B", poll_seconds=0.05)
+    real, answers = b.is_complete, [False]  # b's first check ran before a published and released its lease
+
+    def is_complete(stage: str, fp: str) -> bool:
+        return answers.pop(0) if answers else real(stage, fp)
+
+    b.is_complete = is_complete
+    with a.claim("prep", FP) as held:
+        assert held and a.publish("prep", FP, stage_folder(tmp_path / "A", {"x": "1"}))
+    with b.claim("prep", FP) as held_b:
+        assert held_b is False  # complete once the lease was taken: fetched, not computed
+    assert not b.fs.exists(b.key("store", "prep", FP[:12] + ".lease"))
+
+
 def test_an_expired_lease_is_taken_over(store_uri: str, tmp_path: Path) -> None:
     dead = store(store_uri, tmp_path / "A", "A", lease_seconds=0.2)
     dead.fs.pipe_file(dead.key("store", "prep", FP[:12] + ".lease"), dead._lease_body())  # never released

@@ -163,6 +163,11 @@ class RemoteStore:
                 yield False
                 return
             if self._create(key, self._lease_body()):
+                # the runner before this one may have published and released between the check and the create
+                if not force and self.is_complete(stage, fp):
+                    self.remove(key)
+                    yield False
+                    return
                 break
             held = self._read(key)
             try:
