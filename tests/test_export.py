@@ -175,3 +175,30 @@ def test_exporting_what_the_run_lacks_says_what(tiny_run: dict, tmp_path: Path) 
     with pytest.raises(StageError, match=r"no seed 3; the run trained seeds \[0\]"):
         export_classifier(tiny_run["run"], tmp_path / "x", seed=3)
     assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".x*"))
+
+
+def test_bundles_at_an_object_storage_uri(tiny_run: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("fsspec")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    store = (tmp_path / "store").as_uri()
+    expected = Predictor.from_run(tiny_run["run"])
+    up = export_classifier(tiny_run["run"], f"{store}/models/gt.zip")
+    assert up.path == f"{store}/models/gt.zip" and (tmp_path / "store/models/gt.zip").is_file()
+    assert not list(tmp_path.glob("ulmfit-export-*"))
+    with Bundle.open(tmp_path / "store/models/gt.zip") as b:
+        assert b.manifest["commands"]["export"].endswith(f"--out {store}/models/gt.zip")
+    p = Predictor.load(up.path)  # downloaded into the cache, once
+    assert [label for label, _ in p.predict(TEXTS)] == [label for label, _ in expected.predict(TEXTS)]
+    cached = list((tmp_path / "cache").rglob("gt.zip"))
+    assert len(cached) == 1
+    mtime = cached[0].stat().st_mtime_ns
+    Predictor.load(up.path)
+    assert cached[0].stat().st_mtime_ns == mtime  # unchanged in the store: not downloaded again
+    lm = export_lm(tiny_run["run"], f"{store}/lm/tiny-lm.zip")
+    recipe = re.sub(r"\[\[corpus\.sources\]\].*?tiny\.xml\.bz2\"\n", "", RECIPE, flags=re.S)
+    recipe = recipe.replace("[pretrain]\n", f'[pretrain]\nfrom = {{ url = "{lm.path}", sha256 = "{lm.sha256}" }}\n')
+    (tmp_path / "third.toml").write_text(recipe, encoding="utf-8")
+    result = run_recipe(tmp_path / "third.toml", preset="base", until="tokenizer",
+                        **{**tiny_run["kw"], "data_dir": tmp_path / "data"})
+    assert (tmp_path / "data/lm-bundles/tiny-lm.zip").is_file()  # downloaded from the store's URI
+    assert result.stages[-1].summary["bundle_sha256"] == lm.sha256

@@ -21,7 +21,8 @@ import typer
 
 def export(
     run: Annotated[Path, typer.Argument(help="Run folder (work/runs/<recipe>-<preset>).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The bundle to write: a folder, or a file ending in .zip.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="The bundle to write: a folder, a file ending in .zip, "
+                                                         "or an object-storage URI (s3://bucket/gt.zip).")],
     task: Annotated[Optional[str], typer.Option(help="Classifier bundle: the task (default: the first).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Classifier bundle: which seed (default: the first).")] = None,
     lm: Annotated[bool, typer.Option("--lm", help="Export the language models instead of a classifier.")] = False,
@@ -38,8 +39,8 @@ def export(
             raise typer.BadParameter("--task and --seed choose a classifier; --lm exports language models")
         result = export_lm(run, out, fine_tuned=fine_tuned)
         typer.echo(f"written: {result.path} (language models)\nsha256: {result.sha256}")
-        typer.echo(f'use it in a recipe: [pretrain]\nfrom = {{ path = "{Path(result.path).resolve()}", '
-                   f'sha256 = "{result.sha256}" }}')
+        where = f'url = "{result.path}"' if isinstance(result.path, str) else f'path = "{Path(result.path).resolve()}"'
+        typer.echo(f'use it in a recipe: [pretrain]\nfrom = {{ {where}, sha256 = "{result.sha256}" }}')
         return
     result = export_classifier(run, out, task=task, seed=seed)
     typer.echo(f"written: {result.path} (classifier)\nsha256: {result.sha256}")
@@ -47,7 +48,8 @@ def export(
 
 
 def predict(
-    model: Annotated[Path, typer.Argument(help="A classifier bundle (ulmfit-multi export) or a run folder.")],
+    model: Annotated[str, typer.Argument(help="A classifier bundle (ulmfit-multi export; a path or an "
+                                              "s3:// URI) or a run folder.")],
     texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify (or --input).")] = None,
     input_: Annotated[Optional[str], typer.Option("--input", "-i", help="A .txt, .csv, .tsv or .jsonl file of "
                                                                          "texts; '-' reads stdin.")] = None,

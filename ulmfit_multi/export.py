@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,10 @@ from .bundle import building, bundle_checksum, finish_bundle
 from .config import Config
 from .errors import StageError
 from .langs import load_lang
+from . import remote_files
 from .modelcard import classifier_card, lm_card
 from .runfolder import RunFolder
+from .remote_files import is_object_uri
 from .schema import as_data, to_toml
 
 TOKENIZER_FILES = ("spm.model", "spm.vocab", "tokenizer.json")
@@ -36,14 +39,18 @@ TOKENIZER_FILES = ("spm.model", "spm.vocab", "tokenizer.json")
 class Exported:
     """A written bundle: where it is, its sha256 (`pretrain.from.sha256`) and its kind."""
 
-    path: Path
+    path: Path | str  # a str: the object-storage URI it was uploaded to
     sha256: str
     kind: str
 
 
 def export_classifier(run_dir: str | Path, out: str | Path, *, task: str | None = None,
-                      seed: int | None = None) -> Exported:
-    """Bundle one task's forward and backward classifiers of one seed (default: the run's first task and seed)."""
+                      seed: int | None = None, shown_as: str | None = None) -> Exported:
+    """Bundle one task's forward and backward classifiers of one seed (default: the run's first task and seed).
+    `out` may be an object-storage URI (`s3://bucket/models/gt.zip`): built locally, then uploaded. `shown_as`:
+    the `--out` the manifest's export command names (default: `out`)."""
+    if is_object_uri(out):
+        return _export_to_uri(export_classifier, run_dir, str(out), task=task, seed=seed)
     run, out = RunFolder(run_dir), Path(out)
     cfg = run.config()
     task = task or (cfg.tasks[0].name if cfg.tasks else None)
@@ -81,15 +88,18 @@ def export_classifier(run_dir: str | Path, out: str | Path, *, task: str | None 
                        "references": [as_data(r) for r in cfg.reference if r.task == task]},
             "data": _task_data(cfg, spec, meta),
             "lm": _lm_provenance(run),
-            "commands": _commands(run, cfg, f"--task {shlex.quote(task)} --seed {seed}", out),
+            "commands": _commands(run, cfg, f"--task {shlex.quote(task)} --seed {seed}", shown_as or out),
         }
         (staging / "MODEL.md").write_text(classifier_card(manifest), encoding="utf-8")
         finish_bundle(staging, out, manifest)
     return Exported(out, bundle_checksum(out), "classifier")
 
 
-def export_lm(run_dir: str | Path, out: str | Path, *, fine_tuned: str | None = None) -> Exported:
+def export_lm(run_dir: str | Path, out: str | Path, *, fine_tuned: str | None = None,
+              shown_as: str | None = None) -> Exported:
     """Bundle the run's forward and backward language models: pretrained, or fine-tuned on task `fine_tuned`."""
+    if is_object_uri(out):
+        return _export_to_uri(export_lm, run_dir, str(out), fine_tuned=fine_tuned)
     run, out = RunFolder(run_dir), Path(out)
     cfg = run.config()
     if fine_tuned is not None and fine_tuned not in [t.name for t in cfg.tasks]:
@@ -115,11 +125,19 @@ def export_lm(run_dir: str | Path, out: str | Path, *, fine_tuned: str | None = 
             "text": text,
             **_model(cfg, run, None),
             "lm": {**_lm_provenance(run), "stage": stage, "fine_tuned_on": fine_tuned, "results": results},
-            "commands": _commands(run, cfg, flag, out),
+            "commands": _commands(run, cfg, flag, shown_as or out),
         }
         (staging / "MODEL.md").write_text(lm_card(manifest), encoding="utf-8")
         finish_bundle(staging, out, manifest)
     return Exported(out, bundle_checksum(out), "lm")
+
+
+def _export_to_uri(export: Any, run_dir: str | Path, uri: str, **kw: Any) -> Exported:
+    """Build the bundle in a temporary folder under the URI's last name, upload it, return it as at the URI."""
+    with tempfile.TemporaryDirectory(prefix="ulmfit-export-") as tmp:
+        local = export(run_dir, Path(tmp) / uri.rstrip("/").rsplit("/", 1)[-1], shown_as=uri, **kw)
+        remote_files.put(Path(local.path), uri)
+    return Exported(uri, local.sha256, local.kind)
 
 
 def _json_line(record: dict[str, Any]) -> str:
@@ -194,7 +212,7 @@ def _lm_provenance(run: RunFolder) -> dict[str, Any]:
             "tokens": lm.get("tokens") if isinstance(lm, dict) else None}
 
 
-def _commands(run: RunFolder, cfg: Config, export_args: str, out: Path) -> dict[str, str]:
+def _commands(run: RunFolder, cfg: Config, export_args: str, out: Path | str) -> dict[str, str]:
     """The command that made the run (as run.json recorded it, else rebuilt from the config) and the export."""
     inv = run.run_json().get("invocation") or {}
     parts = ["ulmfit-multi", "recipe", str(inv.get("recipe") or cfg.recipe.name), "--preset", cfg.preset]

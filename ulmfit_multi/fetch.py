@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Callable
 
 from .atomic import read_json, sha256_file
+from . import remote_files
 from .errors import FetchError
+from .remote_files import is_object_uri
 
 CHUNK_BYTES = 1 << 16
 
@@ -32,6 +34,12 @@ def download(url: str, dest: Path, *, sha256: str = "", retries: int = 3, timeou
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     last_error: Exception | None = None
+    if is_object_uri(url):  # s3://, gs://, ...: one GET through fsspec, no ranges to resume
+        try:
+            remote_files.get(url, part)
+        except (OSError, ValueError) as e:
+            raise FetchError(f"{dest.name}: download from {url} failed: {e}") from None
+        retries = 0
     for attempt in range(retries):
         have = part.stat().st_size if part.exists() else 0
         req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from .atomic import read_json
+from . import remote_files
 from .errors import StageError
+from .remote_files import is_object_uri
 
 
 @dataclass
@@ -81,11 +83,14 @@ class Predictor:
     @classmethod
     def load(cls, path: str | Path, *, device: str = "cpu", quantize: str | None = None) -> "Predictor":
         """Load a classifier bundle (`ulmfit-multi export RUN --task T`, a folder or .zip), verified, on a machine
-        that never saw the run: its tokenizer, weights, labels and text preparation all come from the bundle."""
+        that never saw the run: its tokenizer, weights, labels and text preparation all come from the bundle.
+        `path` may be an object-storage URI (remote_files.py)."""
         from .bundle import Bundle, BundleError
         from .model import build_classifier
         from .tokenizer import Tokenizer
 
+        if is_object_uri(path):  # s3://.../gt.zip: a local copy, downloaded once
+            path = remote_files.cached(str(path))
         with Bundle.open(path) as bundle:
             if bundle.kind != "classifier":
                 raise BundleError(f"{path}: a {bundle.kind!r} bundle; prediction needs a classifier bundle "
