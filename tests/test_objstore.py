@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ulmfit_multi import objstore
 from ulmfit_multi.objstore import MARKER, RemoteStore
 from ulmfit_multi.paths import Paths
 from ulmfit_multi.stages import run_stages, store_dir
@@ -62,6 +63,9 @@ def test_publish_writes_the_marker_last_and_a_fresh_cache_downloads_it(store_uri
     put_file, pipe_file = a.fs.put_file, a.fs.pipe_file
     monkeypatch.setattr(a.fs, "put_file", lambda lp, key, **kw: (writes.append(key), put_file(lp, key, **kw)))
     monkeypatch.setattr(a.fs, "pipe_file", lambda key, body, **kw: (writes.append(key), pipe_file(key, body, **kw)))
+    create_local = objstore._create_local  # a local store's exclusive create (the marker there)
+    monkeypatch.setattr(objstore, "_create_local", lambda path, body: (writes.append(str(path)),
+                                                                      create_local(path, body))[1])
     assert not a.is_complete("prep", FP)
     assert a.publish("prep", FP, done)
     monkeypatch.undo()
@@ -159,6 +163,10 @@ def test_without_exclusive_create_the_read_back_still_keeps_files_whole(tmp_path
     for s in (a, b):
         plain = s.fs.pipe_file
         monkeypatch.setattr(s.fs, "pipe_file", lambda key, body, _p=plain, **kw: _p(key, body))
+    # and the local filesystem's own exclusive create made a plain overwrite, decided by the read-back
+    monkeypatch.setattr(objstore, "_create_local", lambda path, body: (path.parent.mkdir(parents=True, exist_ok=True),
+                                                                      path.write_bytes(body),
+                                                                      path.read_bytes() == body)[2])
     assert a.publish("prep", FP, stage_folder(tmp_path / "A", {"x": "A"}))
     # b read no marker before uploading (as if both started together), then overwrote a's
     first_read = Counter()
@@ -241,6 +249,25 @@ def test_engine_publishes_each_stage_and_another_cache_downloads_instead_of_comp
     rs = RemoteStore(store_uri, tmp_path / "x")
     run_json = json.loads(rs.fs.cat_file(rs.key("runs", first.run_dir.name, "run.json")))
     assert [s["name"] for s in run_json["stages"]] == NAMES
+
+
+def test_status_shows_what_the_store_holds_and_this_cache_lacks(store_uri: str, tmp_path: Path) -> None:
+    from ulmfit_multi.stages import stage_status
+
+    cfg = tiny_cfg()
+    run_stages(make_stages(Counter()), cfg, remote_paths(tmp_path, store_uri, "cacheA"))
+    states = {state for _, state, _ in stage_status(make_stages(Counter()), cfg, remote_paths(tmp_path, store_uri, "cacheB"))}
+    assert states == {"done (store)"}
+    assert {state for _, state, _ in stage_status(make_stages(Counter()), cfg,
+                                                 remote_paths(tmp_path, store_uri, "cacheA"))} == {"done"}
+    a, b = store(store_uri, tmp_path / "A", "A"), store(store_uri, tmp_path / "B", "B")
+    assert b.stage_state("prep", FP) is None
+    b.fs.pipe_file(b.key("store", "prep", FP[:12] + ".partial", "fwd", "ckpt", "last.pt"), b"x")
+    assert b.stage_state("prep", FP) == "partial"
+    with a.claim("prep", FP) as held:
+        assert held and b.stage_state("prep", FP) == "running"
+        assert a.publish("prep", FP, stage_folder(tmp_path / "A", {"x": "1"}))
+    assert b.stage_state("prep", FP) == "done"
 
 
 def test_two_concurrent_runs_compute_each_stage_once(store_uri: str, tmp_path: Path, monkeypatch) -> None:

@@ -282,7 +282,7 @@ def status(
     resolve_inputs(cfg, paths, download=False)  # a source's full or offline version, the pretrain.from bundle
     identities = InputFiles(cfg, paths, hash_cache(paths, writable=False)).identities()  # status only looks
     for stage, state, fp in stage_status(STAGES, cfg, paths, identities):
-        typer.echo(f"  {stage:<12} {state:<8} {fp}")
+        typer.echo(f"  {stage:<12} {state:<15} {fp}")
 
 
 def _run_folder_status(path: Path, tasks: list[str]) -> None:

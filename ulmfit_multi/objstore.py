@@ -16,7 +16,7 @@ go to a prefix of their own, and the marker, written after the last of them, is 
 A cut upload leaves files and no marker: not complete; the next publisher uploads under its own prefix.
 
 **Two runners on one stage.** (1) Correctness: the marker is written with a conditional put (`If-None-Match: *`
-on S3; `O_EXCL` on a local filesystem), then read back; whoever's marker is there owns the stage, and the loser
+on S3; a hard link on a local filesystem), then read back; whoever's marker is there owns the stage, and the loser
 deletes its own upload prefix (never the winner's). Because every upload has its own prefix, two publishers
 never overwrite each other's files: the complete stage is always one upload's files. On a store that ignores
 the condition (some S3-compatible servers) or a filesystem without exclusive create, the last marker wins; the
@@ -88,6 +88,18 @@ class RemoteStore:
         """The marker object of a stage (its bytes), or None while the stage is not complete in the store."""
         return self._read(self.key("store", stage, fp[:12], MARKER))
 
+    def stage_state(self, stage: str, fp: str) -> str | None:
+        """What the store holds of a stage: "done" (its marker), "running" (an unexpired lease: another runner
+        computes it now), "partial" (checkpoints of an unfinished try), or None. For `ulmfit-multi status`."""
+        if self.is_complete(stage, fp):
+            return "done"
+        lease = self._read(self.key("store", stage, fp[:12] + ".lease"))
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            if lease is not None and json.loads(lease)["expires"] >= time.time():
+                return "running"
+        self.stats["read"] += 1
+        return "partial" if self.fs.exists(self.key("store", stage, fp[:12] + ".partial")) else None
+
     def is_complete(self, stage: str, fp: str) -> bool:
         """Whether the store holds a complete copy of the stage (its marker exists)."""
         return self.marker(stage, fp) is not None
@@ -158,6 +170,7 @@ class RemoteStore:
         completed the stage while this one waited for its lease (fetch it then). `force`: compute even when the
         stage is complete already (still one runner at a time)."""
         key = self.key("store", stage, fp[:12] + ".lease")
+        unreadable_since: float | None = None
         while True:
             if not force and self.is_complete(stage, fp):
                 yield False
@@ -170,10 +183,16 @@ class RemoteStore:
                     return
                 break
             held = self._read(key)
+            if held is None:  # released between the create and the read: look again at once
+                continue
             try:
-                expired = held is None or json.loads(held)["expires"] < time.time()
+                expired = json.loads(held)["expires"] < time.time()
+                unreadable_since = None
             except (ValueError, KeyError, TypeError):
-                expired = True
+                # caught mid-write (a local filesystem writes in place): unreadable for a whole lease time means
+                # its writer died while writing it
+                unreadable_since = unreadable_since or time.time()
+                expired = time.time() - unreadable_since > self.lease_seconds
             if expired:
                 self.remove(key)
             else:
@@ -217,6 +236,8 @@ class RemoteStore:
     def _create(self, key: str, body: bytes) -> bool:
         """Write `key` only if it does not exist; whether `body` is what the store holds afterwards."""
         self.stats.update(write=1, bytes_up=len(body))
+        if "file" in _protocols(self.fs):
+            return _create_local(Path(key), body)
         try:
             self.fs.pipe_file(key, body, mode="create")
         except FileExistsError:
@@ -361,6 +382,22 @@ class PartialSync:
 def open_remote(paths: Paths, progress: bool = False) -> RemoteStore | None:
     """The remote store of a work dir given as a URI (`paths.remote`), or None for a local work dir."""
     return RemoteStore(paths.remote, paths.work_dir, progress=progress) if paths.remote else None
+
+
+def _create_local(path: Path, body: bytes) -> bool:
+    """Exclusive create on a local filesystem: whole contents or nothing, and only one creator wins (a hard
+    link fails if the name exists). fsspec's `mode="create"` checks, then writes a temp file and moves it into
+    place, so two concurrent creators could both succeed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.write_bytes(body)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink()
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:

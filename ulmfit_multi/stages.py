@@ -211,12 +211,17 @@ def run_dir_for(paths: Paths, cfg: Config) -> Path:
 
 def stage_status(stages: list[Stage], cfg: Config, paths: Paths, data: DataIds | None = None
                  ) -> list[tuple[str, str, str]]:
-    """(stage, status, fp12) for each stage: done, partial or missing."""
+    """(stage, status, fp12) for each stage: done, partial or missing; with a remote store (a URI work dir)
+    also "done (store)", "running (store)" or "partial (store)" for what the store holds and this cache lacks."""
     fps = compute_fingerprints(stages, cfg, data)
+    remote = open_remote(paths)
     rows = []
     for st in stages:
         d = store_dir(paths, st.name, fps[st.name])
         status = "done" if d.exists() else "partial" if d.with_name(d.name + ".partial").exists() else "missing"
+        if remote is not None and status != "done":
+            there = remote.stage_state(st.name, fps[st.name])
+            status = f"{there} (store)" if there and (status == "missing" or there != "partial") else status
         rows.append((st.name, status, fps[st.name][:12]))
     return rows
 
