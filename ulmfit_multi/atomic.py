@@ -69,9 +69,9 @@ def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
 
 
 def remove_path(path: str | os.PathLike) -> None:
-    """Remove a symlink (not what it points to) or a folder tree; nothing when there is nothing there."""
+    """Remove a symlink (not what it points to), a file or a folder tree; nothing when there is nothing there."""
     path = Path(path)
-    if path.is_symlink():
+    if path.is_symlink() or path.is_file():
         path.unlink()
     elif path.exists():
         shutil.rmtree(path)

@@ -13,9 +13,9 @@ as with a local mirror.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
+from . import remote_files
 from .config import Config
 from .paths import Paths
 
@@ -39,23 +39,14 @@ def sync_mirror(cfg: Config, paths: Paths) -> list[str]:
     """Download into the local mirror copy what the recipe names and the remote mirror has; returns those rels."""
     if not paths.mirror_remote or paths.mirror is None:
         return []
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(paths.mirror_remote)
     fetched = []
     for rel in mirror_rels(cfg):
-        local = paths.mirror / rel
-        remote = f"{root.rstrip('/')}/{rel}"
-        if local.exists() or not fs.exists(remote):
+        if (paths.mirror / rel).exists():
             continue
-        local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local.with_name(local.name + ".download")
-        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
-        if fs.isdir(remote):
-            fs.get(remote.rstrip("/") + "/", str(tmp), recursive=True)
-        else:
-            fs.get_file(remote, str(tmp))
-        tmp.rename(local)
+        try:  # a temp name, then renamed
+            remote_files.get(f"{paths.mirror_remote}/{rel}", paths.mirror / rel)
+        except FileNotFoundError:  # not in the remote mirror: the data root and the URL, as with a local one
+            continue
         fetched.append(rel)
         log.info("mirror: %s from %s", rel, paths.mirror_remote)
     return fetched

@@ -12,10 +12,10 @@ mtime), and downloaded again when the store's object has changed.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
+from .atomic import remove_path
 from .paths import default_work_cache, is_uri
 
 
@@ -47,12 +47,12 @@ def get(uri: str, dest: Path) -> Path:
         raise FileNotFoundError(f"{uri}: no such object")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".download")
-    _remove(tmp)
+    remove_path(tmp)
     if fs.isdir(key):
         fs.get(key.rstrip("/") + "/", str(tmp), recursive=True)
     else:
         fs.get_file(key, str(tmp))
-    _remove(dest)
+    remove_path(dest)
     tmp.rename(dest)
     return dest
 
@@ -74,9 +74,3 @@ def cached(uri: str) -> Path:
     note.write_text(json.dumps(now), encoding="utf-8")
     return local
 
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
