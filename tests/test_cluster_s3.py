@@ -106,6 +106,43 @@ def test_a_failed_checkpoint_upload_is_logged_and_training_goes_on(tmp_path: Pat
     assert not (ckpt.parent / "last.pt.stored").exists()
 
 
+def test_a_growing_log_is_copied_to_the_store_at_start_while_it_grows_and_at_the_end(store_uri: str,
+                                                                                    tmp_path: Path) -> None:
+    rs = RemoteStore(store_uri, tmp_path / "x")
+    local = tmp_path / "mr.log"
+    local.write_text("first line\n")
+    key = rs.key("logs", "mr.try1.host.log")
+    with rs.log_sync(local, "mr.try1.host.log", period=0.05):
+        deadline = time.time() + 10
+        while not rs.fs.exists(key) and time.time() < deadline:
+            time.sleep(0.02)
+            rs.fs.invalidate_cache()
+        assert rs.fs.cat_file(key) == b"first line\n"  # uploaded when the block started
+        with local.open("a") as f:
+            f.write("second line\n")
+        while rs.fs.cat_file(key) != local.read_bytes() and time.time() < deadline:
+            time.sleep(0.02)
+        assert rs.fs.cat_file(key) == b"first line\nsecond line\n"  # and while it grew
+        with local.open("a") as f:
+            f.write("last line\n")
+    assert rs.fs.cat_file(key) == local.read_bytes()  # and when it ended
+
+
+def test_a_failed_log_upload_is_logged_and_the_work_goes_on(tmp_path: Path, monkeypatch, caplog) -> None:
+    rs = RemoteStore(f"file://{tmp_path}/remote", tmp_path / "x")
+    local = tmp_path / "mr.log"
+    local.write_text("a line\n")
+
+    def refuse(*args, **kwargs):
+        raise OSError("store unreachable")
+
+    monkeypatch.setattr(rs, "put_file", refuse)
+    with caplog.at_level(logging.WARNING, logger="ulmfit_multi"):
+        with rs.log_sync(local, "mr.try1.host.log", period=60):
+            pass
+    assert "could not upload the log" in caplog.text and "store unreachable" in caplog.text
+
+
 def test_a_lost_tries_leases_are_released_for_its_retry(store_uri: str, tmp_path: Path) -> None:
     from ulmfit_multi.distributed import clear_lost_try
 
@@ -297,6 +334,11 @@ def test_two_languages_over_s3_on_nodes_without_a_shared_disk_and_a_killed_node_
     log_text = (Path(tries[1]["cache"]) / "logs" / "mr.log").read_text()
     assert "removed " in log_text and ".lease of the lost try" in log_text  # its lease released at once
     assert "downloaded pretrain's checkpoints from the store" in log_text and "resuming from" in log_text
+    rs.fs.invalidate_cache()  # each try's log is in the store, the lost node's too (up to its last upload)
+    logs = {k.rsplit("/", 1)[-1]: rs.fs.cat_file(k).decode() for k in rs.fs.glob(rs.key("logs", "mr.try*.log"))}
+    assert sorted(n.split(".")[1] for n in logs) == ["try1", "try2"], sorted(logs)
+    assert "=== mr: try 1 on node" in next(t for n, t in logs.items() if ".try1." in n)
+    assert "=== mr: finished in" in next(t for n, t in logs.items() if ".try2." in n)
     assert set(by["mr"]["valid_ppl"]) == {"fwd", "bwd"} and by["ta"]["valid_ppl"]
     assert partial_keys(rs, "pretrain") == []
     rs.fs.invalidate_cache()

@@ -15,6 +15,7 @@ Ray is imported only inside functions, so the rest of the package never needs it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -28,7 +29,8 @@ from .paths import Paths, is_uri
 
 log = logging.getLogger("ulmfit_multi")
 
-STATUS_PERIOD_S = 30.0  # how often the driver prints a "running: ..." line when nothing changed
+STATUS_PERIOD_S = 30.0
+LOG_UPLOAD_PERIOD_S = 60.0  # how often a try's log is copied to an object-storage work dir  # how often the driver prints a "running: ..." line when nothing changed
 RUN_KEYS = ("task", "direction", "seed")  # what tells the models a stage trains apart, in its epoch events
 
 
@@ -243,37 +245,48 @@ def clear_lost_try(work_dir: str, prev: dict[str, Any] | None, host: str) -> lis
 
 def _run_language(lang: str, runner: Callable | None, kwargs: dict[str, Any], board: Any,
                   work_dir: str) -> dict[str, Any]:
-    """Body of the per-language Ray task (a retry runs it again from the top). `work_dir` may be a URI: the
-    log then goes to this node's cache."""
+    """Body of the per-language Ray task (a retry runs it again from the top). The log goes to `logs/<lang>.log`
+    of the work dir; with a URI work dir, that is this node's cache, copied to the store's
+    `logs/<lang>.try<n>.<host>.log` as it grows (objstore.LogSync)."""
     import ray
 
     node = ray.get_runtime_context().get_node_id()
     host, pid = socket.gethostname(), os.getpid()
     prev = ray.get(board.started.remote(lang, node, host, pid))
-    logs = Paths.resolve(work_dir=work_dir).work_dir / "logs"
+    attempt = (prev or {}).get("attempts", 0) + 1
+    paths = Paths.resolve(work_dir=work_dir)
+    logs = paths.work_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    file_handler = logging.FileHandler(logs / f"{lang}.log", encoding="utf-8")
+    log_file = logs / f"{lang}.log"
+    file_handler = logging.FileHandler(log_file, encoding="utf-8")
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     pkg_log = logging.getLogger("ulmfit_multi")
     old_level = pkg_log.level
     pkg_log.setLevel(logging.INFO)
     pkg_log.addHandler(file_handler)
+    uploading = contextlib.nullcontext()
+    if paths.remote:  # no shared disk: the log goes to the store too, one object per try
+        from .objstore import open_remote
+
+        store = open_remote(paths)
+        if store is not None:
+            uploading = store.log_sync(log_file, f"{lang}.try{attempt}.{host}.log", LOG_UPLOAD_PERIOD_S)
     try:
-        attempt = (prev or {}).get("attempts", 0) + 1
         log.info("=== %s: try %d on node %s (%s, pid %d)", lang, attempt, node[:12], host, pid)
         for held in clear_lost_try(work_dir, prev, host):
             log.info("removed %s of the lost try on %s (pid %s)", held, prev["host"], prev["pid"])
         if runner is None:
             from .pipeline import run_recipe as runner
         started = time.time()
-        try:
-            result = runner(lang, **kwargs, on_event=board_forwarder(board, lang))
-        except BaseException as e:
-            log.error("%s failed on try %d: %s: %s", lang, attempt, type(e).__name__, e)
-            raise
-        out = summarize_result(lang, result)
-        log.info("=== %s: finished in %.1fs, valid ppl %s, %s tokens", lang, time.time() - started,
-                 out["valid_ppl"], out["tokens"])
+        with uploading:
+            try:
+                result = runner(lang, **kwargs, on_event=board_forwarder(board, lang))
+            except BaseException as e:
+                log.error("%s failed on try %d: %s: %s", lang, attempt, type(e).__name__, e)
+                raise
+            out = summarize_result(lang, result)
+            log.info("=== %s: finished in %.1fs, valid ppl %s, %s tokens", lang, time.time() - started,
+                     out["valid_ppl"], out["tokens"])
         return {**out, "node": node}
     finally:
         pkg_log.removeHandler(file_handler)
@@ -372,7 +385,7 @@ def pretrain_many(langs: list[str], *, preset: str = "smoke", overrides: list[st
                 last_status = time.time()
         summaries = [results[lang] for lang in langs]
         say(format_table(summaries))
-        logs = "each node's cache (logs/)" if paths.remote else paths.work_dir / "logs"
+        logs = f"{paths.remote}/logs/ (<lang>.try<n>.<host>.log)" if paths.remote else paths.work_dir / "logs"
         say(f"wall time {time.time() - t0:.1f}s; logs in {logs}")
         return summaries
 

@@ -10,6 +10,7 @@ computing it again. Remote layout under the URI:
     store/<stage>/<fp12>.lease            who is computing the stage now, and until when
     store/<stage>/<fp12>.partial/...      a running stage's checkpoints (`ckpt/` files), and Ray Train's run state
     runs/<run folder>/...                 run.json, config.resolved.toml (the run folder's regular files)
+    logs/<lang>.try<n>.<host>.log         `pretrain --langs`: each try's log, uploaded as it grows (`LogSync`)
 
 **Marker last.** Object stores have no rename, so a stage cannot be made complete by moving a folder: its files
 go to a prefix of their own, and the marker, written after the last of them, is what makes the stage complete.
@@ -291,6 +292,10 @@ class RemoteStore:
                     released.append(key)
         return released
 
+    def log_sync(self, local: Path, name: str, period: float = 60.0) -> "LogSync":
+        """Keep `logs/<name>` in the store a copy of the growing local log file `local` (see `LogSync`)."""
+        return LogSync(self, local, self.key("logs", name), period)
+
     def partial_sync(self, stage: str, fp: str, partial: Path) -> "PartialSync":
         """The checkpoints of stage `stage` (fingerprint `fp`) running in the local folder `partial`."""
         return PartialSync(self, stage, fp, partial)
@@ -377,6 +382,45 @@ class PartialSync:
         if self.used or always:
             self.store.remove(self.prefix)
             self.used = False
+
+
+class LogSync:
+    """A log file that lives in a node's cache, copied to the store when the `with` block starts, every `period`
+    seconds while it grows, and once more when the block ends, so a node that is lost leaves its log (up to its last minute) where
+    the driver and the user can read it. Object stores cannot append: each upload replaces the object with the
+    whole file, which is fine for logs of a few hundred kB. An upload that fails is logged and tried again at the
+    next period; it never stops the work being logged."""
+
+    def __init__(self, store: RemoteStore, local: Path, key: str, period: float):
+        self.store, self.local, self.key, self.period = store, local, key, period
+        self._sent = -1
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="log-sync", daemon=True)
+
+    def __enter__(self) -> "LogSync":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.upload()
+
+    def upload(self) -> None:
+        """Copy the local file to the store if it grew since the last copy."""
+        with contextlib.suppress(FileNotFoundError):
+            size = self.local.stat().st_size
+            if size != self._sent:
+                try:
+                    self.store.put_file(self.local, self.key, size)
+                    self._sent = size
+                except Exception as e:  # noqa: BLE001 - a log upload must not stop training
+                    log.warning("could not upload the log %s to %s: %s", self.local, self.key, e)
+
+    def _loop(self) -> None:
+        self.upload()
+        while not self._stop.wait(self.period):
+            self.upload()
 
 
 def open_remote(paths: Paths, progress: bool = False) -> RemoteStore | None:
